@@ -1,0 +1,1 @@
+"""The activity log: what the platform did, for whom and why."""

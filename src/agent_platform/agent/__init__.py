@@ -1,0 +1,1 @@
+"""AI agents: settings, the reply job and the pure runtime."""

@@ -1,0 +1,124 @@
+"""Settings from the environment; the names are part of the contract (docs/configuration.md)."""
+
+from __future__ import annotations
+
+import secrets
+from enum import StrEnum
+from functools import lru_cache
+from pathlib import Path
+
+import structlog
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+MIN_SECRET_LENGTH = 32
+
+# Values shipped in examples and tutorials: a key equal to one of these is as good as public.
+KNOWN_DEFAULT_SECRETS = frozenset(
+    {
+        "change-me",
+        "changeme",
+        "secret",
+        "your-secret-key",
+        "your-encryption-key",
+        "dev-secret-key",
+        "replace-me-with-at-least-32-random-characters",
+    }
+)
+
+
+class Environment(StrEnum):
+    DEVELOPMENT = "development"
+    STAGING = "staging"
+    PRODUCTION = "production"
+
+
+class WeakSecretError(Exception):
+    """A secret that must not be used outside development (one line names the variable)."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+
+    environment: Environment = Environment.DEVELOPMENT
+    data_dir: Path = Path(".data")
+    log_level: str = "INFO"
+    log_format: str = Field(default="json", pattern="^(json|console)$")
+    public_base_url: str = "http://127.0.0.1:8000"
+
+    database_url: str | None = None
+    redis_url: str | None = None
+
+    encryption_key: SecretStr | None = None
+    encryption_key_previous: SecretStr | None = None
+    secret_key: SecretStr | None = None
+
+    openrouter_api_key: SecretStr | None = None
+    llm_base_url: str = "https://openrouter.ai/api/v1"
+    llm_default_model: str = "openai/gpt-4o-mini"
+    llm_timeout_seconds: float = 30.0
+
+    job_queue_name: str = "agent-jobs"
+    job_concurrency: int = Field(default=5, ge=1, le=200)
+    worker_health_port: int = 9091
+    succeeded_job_retention_hours: int = Field(default=72, ge=1)
+
+    sentry_dsn: SecretStr | None = None
+
+    kommo_client_id: str | None = None
+    kommo_client_secret: SecretStr | None = None
+    kommo_redirect_uri: str | None = None
+
+    @field_validator("log_level")
+    @classmethod
+    def _upper_log_level(cls, value: str) -> str:
+        return value.upper()
+
+    @property
+    def is_production(self) -> bool:
+        return self.environment is Environment.PRODUCTION
+
+
+def secret_problem(name: str, value: SecretStr | None) -> str | None:
+    """Why `value` is unfit for `name` outside development, or None when it is fine."""
+    if value is None or not value.get_secret_value():
+        return f"{name} is not set"
+    raw = value.get_secret_value()
+    if raw.lower() in KNOWN_DEFAULT_SECRETS:
+        return f"{name} is a known default value; generate a new one"
+    if len(raw) < MIN_SECRET_LENGTH:
+        return f"{name} is shorter than {MIN_SECRET_LENGTH} characters"
+    return None
+
+
+REQUIRED_SECRETS = ("encryption_key", "secret_key")
+
+
+def ensure_secrets(settings: Settings) -> Settings:
+    """Refuse weak secrets in staging/production; in development create missing ones once.
+
+    Development keys are kept under DATA_DIR so that encrypted values stay readable
+    across restarts.
+    """
+    log = structlog.get_logger("config")
+    updates: dict[str, SecretStr] = {}
+    for field in REQUIRED_SECRETS:
+        name = field.upper()
+        problem = secret_problem(name, getattr(settings, field))
+        if problem is None:
+            continue
+        if settings.environment is not Environment.DEVELOPMENT:
+            raise WeakSecretError(problem)
+        key_file = settings.data_dir / "secrets" / field
+        if not key_file.exists():
+            key_file.parent.mkdir(parents=True, exist_ok=True)
+            key_file.write_text(secrets.token_urlsafe(48))
+            key_file.chmod(0o600)
+            log.warning("generated_development_secret", variable=name, path=str(key_file))
+        updates[field] = SecretStr(key_file.read_text().strip())
+    return settings.model_copy(update=updates) if updates else settings
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return ensure_secrets(Settings())

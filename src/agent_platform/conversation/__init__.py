@@ -1,0 +1,1 @@
+"""Conversations with leads and the messages in them."""
