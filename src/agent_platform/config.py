@@ -62,6 +62,9 @@ class Settings(BaseSettings):
     job_concurrency: int = Field(default=5, ge=1, le=200)
     worker_health_port: int = 9091
     succeeded_job_retention_hours: int = Field(default=72, ge=1)
+    # A running job whose worker has sent no heartbeat for this long is re-queued.
+    job_stalled_after_seconds: float = Field(default=30.0, ge=2.0)
+    job_stalled_check_seconds: float = Field(default=10.0, gt=0)
 
     sentry_dsn: SecretStr | None = None
 

@@ -1,0 +1,219 @@
+"""Answering a customer's message: from the inbox event to a note in Kommo, exactly once.
+
+The work is split in short transactions with the outside calls (LLM, Kommo) between them:
+1. record the customer's message and read what the agent needs;
+2. generate the reply, unless an earlier attempt already stored one;
+3. store the reply and its delivery (idempotency key) before sending;
+4. send, after checking Kommo when an earlier attempt may already have sent it;
+5. mark the delivery sent, the event handled, and log the activity.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import cast
+
+import structlog
+
+from agent_platform.activity.repository import record_activity
+from agent_platform.agent import llm
+from agent_platform.agent.models import Agent, AgentStatus
+from agent_platform.agent.repository import get_agent
+from agent_platform.agent.runtime.prompt import Turn, build_messages, offline_reply
+from agent_platform.conversation import repository as conversations
+from agent_platform.conversation.models import Message
+from agent_platform.crm import repository as crm
+from agent_platform.crm.kommo.client import EntityType, KommoClient
+from agent_platform.crm.kommo.webhooks import IncomingMessage
+from agent_platform.crm.models import ConnectionStatus, CrmDelivery, DeliveryStatus, InboxStatus
+from agent_platform.db.session import transaction
+from agent_platform.services import Services
+
+log = structlog.get_logger("agent.reply")
+
+
+@dataclass(frozen=True)
+class ReplyContext:
+    organization_id: uuid.UUID
+    connection_id: uuid.UUID
+    base_url: str
+    access_token_encrypted: str | None
+    conversation_id: uuid.UUID
+    message: IncomingMessage
+    agent: Agent
+    history: list[Turn]
+
+
+def reply_key(inbox_event_id: uuid.UUID) -> str:
+    return f"reply-note:{inbox_event_id}"
+
+
+async def answer_inbox_event(services: Services, inbox_event_id: uuid.UUID) -> None:
+    context = await _record_customer_message(services, inbox_event_id)
+    if context is None:
+        return
+    structlog.contextvars.bind_contextvars(
+        organization_id=str(context.organization_id),
+        agent_id=str(context.agent.id),
+        lead_id=context.message.entity_id,
+    )
+    delivery = await _stored_delivery(services, inbox_event_id)
+    if delivery is None:
+        delivery = await _generate_and_store_reply(services, inbox_event_id, context)
+    if delivery.status != DeliveryStatus.SENT.value:
+        note_id = await _send(services, context, delivery)
+        async with transaction(services.sessions) as session:
+            await crm.mark_delivery_sent(session, delivery.id, note_id)
+    async with transaction(services.sessions) as session:
+        await crm.finish_inbox_event(session, inbox_event_id, InboxStatus.HANDLED)
+        await record_activity(
+            session,
+            organization_id=context.organization_id,
+            actor_type="agent",
+            actor_id=str(context.agent.id),
+            action="reply.sent",
+            entity_type=context.message.entity_type,
+            entity_id=str(context.message.entity_id),
+            details={
+                "conversation_id": str(context.conversation_id),
+                "delivery": delivery.idempotency_key,
+            },
+        )
+    log.info("reply_sent", delivery=delivery.idempotency_key)
+
+
+async def _record_customer_message(
+    services: Services, inbox_event_id: uuid.UUID
+) -> ReplyContext | None:
+    async with transaction(services.sessions) as session:
+        event = await crm.get_inbox_event(session, inbox_event_id)
+        if event is None or event.status != InboxStatus.PENDING.value:
+            log.info("inbox_event_skipped", reason="missing or already handled")
+            return None
+        connection = await crm.get_connection(session, event.connection_id)
+        agent = (
+            await get_agent(session, connection.agent_id)
+            if connection and connection.agent_id
+            else None
+        )
+        if connection is None or connection.status != ConnectionStatus.ACTIVE.value:
+            await crm.finish_inbox_event(
+                session, event.id, InboxStatus.IGNORED, "connection inactive"
+            )
+            return None
+        if agent is None or agent.status != AgentStatus.ACTIVE.value:
+            await crm.finish_inbox_event(session, event.id, InboxStatus.IGNORED, "no active agent")
+            return None
+        message = IncomingMessage(**event.payload["message"])
+        conversation = await conversations.conversation_for(session, connection, message)
+        if await conversations.user_message_for_event(session, event.id) is None:
+            await conversations.add_message(
+                session,
+                Message(
+                    organization_id=connection.organization_id,
+                    conversation_id=conversation.id,
+                    inbox_event_id=event.id,
+                    role="user",
+                    content=message.text,
+                    external_id=message.message_id,
+                ),
+            )
+        history = [
+            Turn(role=m.role, content=m.content)  # type: ignore[arg-type]
+            for m in await conversations.recent_messages(session, conversation.id)
+        ]
+        return ReplyContext(
+            organization_id=connection.organization_id,
+            connection_id=connection.id,
+            base_url=connection.base_url,
+            access_token_encrypted=connection.access_token_encrypted,
+            conversation_id=conversation.id,
+            message=message,
+            agent=agent,
+            history=history,
+        )
+
+
+async def _stored_delivery(services: Services, inbox_event_id: uuid.UUID) -> CrmDelivery | None:
+    async with transaction(services.sessions) as session:
+        return await crm.delivery_by_key(session, reply_key(inbox_event_id))
+
+
+async def _generate_and_store_reply(
+    services: Services, inbox_event_id: uuid.UUID, context: ReplyContext
+) -> CrmDelivery:
+    agent = context.agent
+    if services.llm is not None:
+        reply = await llm.complete(
+            services.llm,
+            model=agent.model,
+            messages=build_messages(
+                agent.instructions,
+                {"entity_type": context.message.entity_type, "id": context.message.entity_id},
+                context.history,
+            ),
+            temperature=float(agent.temperature),
+        )
+        text, model, tokens_in, tokens_out, latency_ms = (
+            reply.text,
+            reply.model,
+            reply.tokens_in,
+            reply.tokens_out,
+            reply.latency_ms,
+        )
+    else:
+        text, model, tokens_in, tokens_out, latency_ms = (
+            offline_reply(context.message.text),
+            None,
+            None,
+            None,
+            None,
+        )
+    async with transaction(services.sessions) as session:
+        await conversations.add_message(
+            session,
+            Message(
+                organization_id=context.organization_id,
+                conversation_id=context.conversation_id,
+                role="assistant",
+                content=text,
+                model=model,
+                tokens_in=tokens_in,
+                tokens_out=tokens_out,
+                latency_ms=latency_ms,
+            ),
+        )
+        return await crm.add_delivery(
+            session,
+            CrmDelivery(
+                organization_id=context.organization_id,
+                connection_id=context.connection_id,
+                idempotency_key=reply_key(inbox_event_id),
+                kind="note",
+                entity_type=context.message.entity_type,
+                entity_id=context.message.entity_id,
+                payload={"text": text},
+                status=DeliveryStatus.PENDING.value,
+            ),
+        )
+
+
+async def _send(services: Services, context: ReplyContext, delivery: CrmDelivery) -> int | None:
+    if context.access_token_encrypted is None:
+        raise RuntimeError("the connection has no access token")
+    client = KommoClient(
+        context.base_url, services.secrets.decrypt(context.access_token_encrypted), services.http
+    )
+    text = delivery.payload["text"]
+    # Deliveries are only created from webhook messages, whose entity is a lead or a contact.
+    entity_type = cast(EntityType, delivery.entity_type)
+    if delivery.attempts > 0:
+        # An earlier attempt may have reached Kommo before its worker died: look before sending.
+        for note in await client.list_notes(entity_type, delivery.entity_id):
+            if note.text == text:
+                log.info("reply_already_delivered", note_id=note.id)
+                return note.id
+    async with transaction(services.sessions) as session:
+        await crm.count_delivery_attempt(session, delivery.id)
+    return await client.add_note(entity_type, delivery.entity_id, text)

@@ -1,0 +1,44 @@
+"""The api process: create_app() builds the FastAPI application; nothing happens at import."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from agent_platform import __version__
+from agent_platform.config import Settings
+from agent_platform.crm.kommo.endpoints import router as kommo_router
+from agent_platform.kit.errors import install_error_handlers
+from agent_platform.ops.endpoints import router as ops_router
+from agent_platform.ops.request_context import RequestContextMiddleware
+from agent_platform.services import Services, open_services
+
+
+def create_app(settings: Settings, database_url: str, services: Services | None = None) -> FastAPI:
+    """The api. With `services` given (as `up` does) it shares them; else it opens its own."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if services is not None:
+            app.state.services = services
+            yield
+            return
+        async with open_services(settings, database_url) as opened:
+            app.state.services = opened
+            yield
+
+    app = FastAPI(
+        title="GPT Agent Platform",
+        version=__version__,
+        openapi_url="/api/openapi.json",
+        docs_url="/api/docs",
+        redoc_url=None,
+        lifespan=lifespan,
+    )
+    install_error_handlers(app)
+    app.add_middleware(RequestContextMiddleware)
+    app.include_router(ops_router)
+    app.include_router(kommo_router)
+    return app

@@ -1,0 +1,183 @@
+"""The `agent-platform` command."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Coroutine
+from typing import Annotated, Any
+
+import typer
+from pydantic import ValidationError
+
+from agent_platform.config import Settings, WeakSecretError, get_settings
+from agent_platform.db.embedded import EmbeddedPostgresError
+from agent_platform.ops.logging import configure_logging
+
+app = typer.Typer(
+    help="GPT Agent Platform: AI agents that work inside Kommo CRM.", no_args_is_help=True
+)
+db_app = typer.Typer(help="Database schema migrations.", no_args_is_help=True)
+kommo_app = typer.Typer(help="Kommo tools.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(kommo_app, name="kommo")
+
+Host = Annotated[str, typer.Option(help="Interface to listen on.")]
+Port = Annotated[int, typer.Option(help="Port of the web app and API.")]
+
+
+def _settings(service: str) -> Settings:
+    """Settings with logging configured, or one clear line and exit code 2."""
+    try:
+        settings = get_settings()
+    except (WeakSecretError, ValidationError) as exc:
+        typer.echo(f"Configuration error: {_first_line(exc)}", err=True)
+        raise typer.Exit(2) from None
+    configure_logging(service=service, level=settings.log_level, fmt=settings.log_format)
+    return settings
+
+
+def _first_line(exc: Exception) -> str:
+    if isinstance(exc, ValidationError):
+        error = exc.errors()[0]
+        return f"{'.'.join(str(p) for p in error['loc']).upper()}: {error['msg']}"
+    return str(exc)
+
+
+def _run(coroutine: Coroutine[Any, Any, None]) -> None:
+    try:
+        asyncio.run(coroutine)
+    except EmbeddedPostgresError as exc:
+        typer.echo(f"Database error: {exc}", err=True)
+        raise typer.Exit(2) from None
+
+
+@app.command()
+def up(
+    host: Host = "127.0.0.1",
+    port: Port = 8000,
+    demo: Annotated[
+        bool, typer.Option(help="Also start the Kommo sandbox and seed a demo organization.")
+    ] = False,
+    sandbox_port: Annotated[int, typer.Option(help="Port of the Kommo sandbox (--demo).")] = 8001,
+) -> None:
+    """Run it all in one process: database (embedded if needed), migrations, API, worker."""
+    from agent_platform.runner import PlatformParts, run_platform
+
+    settings = _settings("platform")
+    parts = PlatformParts(
+        api=True,
+        worker=True,
+        migrate=True,
+        demo=demo,
+        host=host,
+        port=port,
+        sandbox_port=sandbox_port,
+    )
+    _run(run_platform(settings, parts))
+
+
+@app.command()
+def api(host: Host = "127.0.0.1", port: Port = 8000) -> None:
+    """Run the web app and API."""
+    from agent_platform.runner import PlatformParts, run_platform
+
+    settings = _settings("api")
+    _run(
+        run_platform(
+            settings, PlatformParts(api=True, worker=False, migrate=False, host=host, port=port)
+        )
+    )
+
+
+@app.command()
+def worker() -> None:
+    """Run a worker (serves /health and /metrics on WORKER_HEALTH_PORT)."""
+    from agent_platform.runner import PlatformParts, run_platform
+
+    settings = _settings("worker")
+    _run(run_platform(settings, PlatformParts(api=False, worker=True, migrate=False)))
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Apply every pending migration."""
+    from agent_platform.db.migrate import upgrade_to_head
+    from agent_platform.runner import resolve_database
+
+    settings = _settings("cli")
+
+    async def upgrade() -> None:
+        url, embedded = resolve_database(settings)
+        try:
+            await upgrade_to_head(url)
+        finally:
+            if embedded:
+                embedded.stop()
+
+    _run(upgrade())
+    typer.echo("Database is at the latest migration.")
+
+
+@db_app.command("current")
+def db_current(
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """Show the database's migration and the code's latest one."""
+    from agent_platform.db.migrate import current_revision, head_revision
+    from agent_platform.db.session import create_engine
+    from agent_platform.runner import resolve_database
+
+    settings = _settings("cli")
+    found: dict[str, str | None] = {}
+
+    async def read() -> None:
+        url, embedded = resolve_database(settings)
+        engine = create_engine(url, pool_size=1)
+        try:
+            found["current"] = await current_revision(engine)
+        finally:
+            await engine.dispose()
+            if embedded:
+                embedded.stop()
+
+    _run(read())
+    head = head_revision()
+    if as_json:
+        typer.echo(
+            json.dumps(
+                {"current": found["current"], "head": head, "at_head": found["current"] == head}
+            )
+        )
+    else:
+        state = (
+            "up to date" if found["current"] == head else "behind: run `agent-platform db upgrade`"
+        )
+        typer.echo(f"current: {found['current']}  head: {head}  ({state})")
+    if found["current"] != head:
+        raise typer.Exit(1)
+
+
+@kommo_app.command("sandbox")
+def kommo_sandbox(
+    host: Host = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port of the sandbox.")] = 8001,
+    token: Annotated[
+        str | None, typer.Option(help="Access token clients must send (printed when generated).")
+    ] = None,
+) -> None:
+    """Run the Kommo sandbox: a local server speaking the Kommo API v4 the platform uses."""
+    import secrets
+
+    import uvicorn
+
+    from agent_platform.crm.sandbox.app import create_sandbox_app
+
+    _settings("kommo-sandbox")
+    access_token = token or secrets.token_urlsafe(24)
+    typer.echo(f"Kommo sandbox at http://{host}:{port}  access token: {access_token}")
+    uvicorn.run(create_sandbox_app(access_token), host=host, port=port, log_config=None)
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,1 @@
+"""The CRM side: Kommo connections, the Kommo API client and the Kommo sandbox."""

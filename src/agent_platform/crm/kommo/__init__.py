@@ -1,0 +1,1 @@
+"""Kommo (amoCRM) API v4: the client the platform acts through."""

@@ -1,0 +1,152 @@
+"""`up --demo`: a demo organization, admin, API key, agent and a connection to the Kommo sandbox.
+
+The credentials are written to DATA_DIR/demo.json. On the next start with the same data
+directory the same demo is reused (the file is the only place its secrets exist).
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from agent_platform.agent.models import Agent
+from agent_platform.crm.models import CrmConnection
+from agent_platform.db.session import transaction
+from agent_platform.organization.credentials import hash_password, new_api_key
+from agent_platform.organization.models import ApiKey, Membership, Organization, Role, User
+from agent_platform.services import Services
+
+DEMO_SLUG = "demo"
+DEMO_INSTRUCTIONS = (
+    "You are the friendly sales assistant of Demo Sales Team. Answer questions about our "
+    "products, find out what the customer needs and offer to arrange a call with a manager."
+)
+
+
+@dataclass(frozen=True)
+class DemoInfo:
+    api_url: str
+    admin_email: str
+    admin_password: str
+    api_key: str
+    agent_id: str
+    webhook_url: str
+    kommo_base_url: str
+    kommo_access_token: str
+
+
+def _webhook_url(api_url: str, webhook_token: str) -> str:
+    return f"{api_url}/webhooks/kommo/{webhook_token}"
+
+
+def demo_file(data_dir: Path) -> Path:
+    return data_dir / "demo.json"
+
+
+def sandbox_token(data_dir: Path) -> str:
+    """The sandbox's access token: from an earlier demo when there is one, else a new one."""
+    path = demo_file(data_dir)
+    if path.exists():
+        return str(json.loads(path.read_text())["kommo_access_token"])
+    return secrets.token_urlsafe(24)
+
+
+async def seed_demo(
+    services: Services, *, api_url: str, kommo_base_url: str, kommo_access_token: str
+) -> DemoInfo:
+    path = demo_file(services.settings.data_dir)
+    async with transaction(services.sessions) as session:
+        organization = await session.scalar(
+            select(Organization).where(Organization.slug == DEMO_SLUG)
+        )
+        if organization is not None and path.exists():
+            previous = DemoInfo(**json.loads(path.read_text()))
+            # The sandbox may listen on another port this time.
+            await session.execute(
+                update(CrmConnection)
+                .where(CrmConnection.organization_id == organization.id)
+                .values(base_url=kommo_base_url)
+            )
+            info = replace(
+                previous,
+                api_url=api_url,
+                kommo_base_url=kommo_base_url,
+                webhook_url=_webhook_url(api_url, previous.webhook_url.rsplit("/", 1)[-1]),
+            )
+        else:
+            if organization is not None:  # a demo whose credentials file was removed: start over
+                await session.delete(organization)
+                await session.flush()
+            info = await _create_demo(
+                services, session, api_url, kommo_base_url, kommo_access_token
+            )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(asdict(info), indent=2))
+    path.chmod(0o600)
+    return info
+
+
+async def _create_demo(
+    services: Services,
+    session: AsyncSession,
+    api_url: str,
+    kommo_base_url: str,
+    kommo_access_token: str,
+) -> DemoInfo:
+    organization = Organization(name="Demo Sales Team", slug=DEMO_SLUG)
+    email = "admin@demo.example"
+    admin = await session.scalar(select(User).where(User.email == email))
+    password = secrets.token_urlsafe(12)
+    if admin is None:
+        admin = User(email=email, name="Demo Admin")
+        session.add(admin)
+    admin.password_hash = hash_password(password)
+    session.add(organization)
+    await session.flush()
+    session.add(Membership(organization_id=organization.id, user_id=admin.id, role=Role.OWNER))
+    key = new_api_key()
+    session.add(
+        ApiKey(
+            organization_id=organization.id,
+            name="Demo key",
+            prefix=key.prefix,
+            key_hash=key.key_hash,
+            scopes=["*"],
+            created_by=admin.id,
+        )
+    )
+    agent = Agent(
+        organization_id=organization.id,
+        name="Demo sales agent",
+        instructions=DEMO_INSTRUCTIONS,
+        model=services.settings.llm_default_model,
+    )
+    session.add(agent)
+    await session.flush()
+    webhook_token = secrets.token_urlsafe(24)
+    session.add(
+        CrmConnection(
+            organization_id=organization.id,
+            subdomain="sandbox",
+            base_url=kommo_base_url,
+            access_token_encrypted=services.secrets.encrypt(kommo_access_token),
+            webhook_token=webhook_token,
+            agent_id=agent.id,
+        )
+    )
+    await session.flush()
+    return DemoInfo(
+        api_url=api_url,
+        admin_email=email,
+        admin_password=password,
+        api_key=key.plaintext,
+        agent_id=str(agent.id),
+        webhook_url=_webhook_url(api_url, webhook_token),
+        kommo_base_url=kommo_base_url,
+        kommo_access_token=kommo_access_token,
+    )

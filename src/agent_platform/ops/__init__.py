@@ -1,0 +1,1 @@
+"""Operations: health, metrics, logging and the operator's commands."""

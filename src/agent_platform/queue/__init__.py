@@ -1,0 +1,1 @@
+"""The job queue: Procrastinate on the platform's own PostgreSQL."""

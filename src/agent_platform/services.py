@@ -1,0 +1,68 @@
+"""The long-lived resources a process opens once (engine, HTTP client, queue) and closes on exit."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+import httpx
+import procrastinate
+from openai import AsyncOpenAI
+from redis.asyncio import Redis
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from agent_platform.agent.llm import create_llm_client
+from agent_platform.config import Settings
+from agent_platform.db.session import create_engine, create_session_factory
+from agent_platform.kit.crypto import SecretBox
+from agent_platform.queue.app import create_queue_app
+
+
+@dataclass(frozen=True)
+class Services:
+    settings: Settings
+    engine: AsyncEngine
+    sessions: async_sessionmaker[AsyncSession]
+    queue: procrastinate.App
+    http: httpx.AsyncClient
+    secrets: SecretBox
+    redis: Redis | None
+    llm: AsyncOpenAI | None
+
+
+@asynccontextmanager
+async def open_services(settings: Settings, database_url: str) -> AsyncIterator[Services]:
+    engine = create_engine(database_url)
+    queue = create_queue_app(database_url, settings)
+    http = httpx.AsyncClient(timeout=httpx.Timeout(15.0, connect=5.0))
+    redis = Redis.from_url(settings.redis_url, socket_timeout=2) if settings.redis_url else None
+    llm = create_llm_client(settings)
+    try:
+        async with queue.open_async():
+            yield Services(
+                settings=settings,
+                engine=engine,
+                sessions=create_session_factory(engine),
+                queue=queue,
+                http=http,
+                secrets=secret_box(settings),
+                redis=redis,
+                llm=llm,
+            )
+    finally:
+        await http.aclose()
+        if llm is not None:
+            await llm.close()
+        if redis is not None:
+            await redis.aclose()
+        await engine.dispose()
+
+
+def secret_box(settings: Settings) -> SecretBox:
+    assert settings.encryption_key is not None, "ensure_secrets() provides it"
+    previous = settings.encryption_key_previous
+    return SecretBox(
+        settings.encryption_key.get_secret_value(),
+        previous.get_secret_value() if previous else None,
+    )

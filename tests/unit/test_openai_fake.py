@@ -1,0 +1,132 @@
+"""The fake OpenAI server speaks well enough for the real `openai` SDK, and is steerable."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+
+import httpx
+import openai
+import pytest
+from fastapi import FastAPI
+
+from tests.fakes.openai_server import DEFAULT_REPLY, MODEL_ID, create_fake_openai_app
+from tests.support.servers import serve_app
+
+MESSAGES: list[openai.types.chat.ChatCompletionMessageParam] = [
+    {"role": "system", "content": "You are a sales assistant."},
+    {"role": "user", "content": "How much is it?"},
+]
+
+
+@pytest.fixture(scope="module")
+def fake_app() -> FastAPI:
+    return create_fake_openai_app()
+
+
+@pytest.fixture(scope="module")
+def fake_url(fake_app: FastAPI) -> Iterator[str]:
+    with serve_app(fake_app) as base_url:
+        yield base_url
+
+
+@pytest.fixture
+async def llm(fake_url: str) -> AsyncIterator[openai.AsyncOpenAI]:
+    # Back to defaults and an empty record, so each test sees only its own requests.
+    async with httpx.AsyncClient(base_url=fake_url) as http:
+        config = {"reply": DEFAULT_REPLY, "delay_seconds": 0, "fail_next": 0, "fail_status": 500}
+        (await http.post("/_fake/config", json=config)).raise_for_status()
+        (await http.delete("/_fake/requests")).raise_for_status()
+    # No SDK retries: a test that injects a failure wants to see it.
+    async with openai.AsyncOpenAI(
+        base_url=f"{fake_url}/v1", api_key="test-key", max_retries=0
+    ) as client:
+        yield client
+
+
+async def test_completion_returns_the_reply_with_usage(llm: openai.AsyncOpenAI) -> None:
+    completion = await llm.chat.completions.create(model="some/model", messages=MESSAGES)
+
+    assert completion.model == "some/model"
+    assert completion.choices[0].message.content == DEFAULT_REPLY
+    assert completion.choices[0].finish_reason == "stop"
+    assert completion.usage is not None
+    assert completion.usage.completion_tokens == len(DEFAULT_REPLY.split())
+    assert completion.usage.total_tokens == (
+        completion.usage.prompt_tokens + completion.usage.completion_tokens
+    )
+
+
+async def test_stream_yields_the_reply_in_pieces_then_usage(llm: openai.AsyncOpenAI) -> None:
+    stream = await llm.chat.completions.create(
+        model="some/model",
+        messages=MESSAGES,
+        stream=True,
+        stream_options={"include_usage": True},
+    )
+    chunks = [chunk async for chunk in stream]
+
+    content = [c.choices[0].delta.content or "" for c in chunks if c.choices]
+    assert len(content) > 2
+    assert "".join(content) == DEFAULT_REPLY
+    assert [c.choices[0].finish_reason for c in chunks if c.choices][-1] == "stop"
+    assert chunks[-1].choices == []
+    assert chunks[-1].usage is not None
+    assert chunks[-1].usage.completion_tokens == len(DEFAULT_REPLY.split())
+
+
+async def test_every_request_is_recorded(
+    llm: openai.AsyncOpenAI, fake_app: FastAPI, fake_url: str
+) -> None:
+    await llm.chat.completions.create(model="some/model", messages=MESSAGES, temperature=0.2)
+
+    [recorded] = fake_app.state.fake.requests
+    assert recorded.path == "/v1/chat/completions"
+    assert recorded.headers["authorization"] == "Bearer test-key"
+    assert recorded.body["messages"] == MESSAGES
+    assert recorded.body["temperature"] == 0.2
+    over_http = httpx.get(f"{fake_url}/_fake/requests").json()
+    assert [(r["method"], r["body"]["model"]) for r in over_http] == [("POST", "some/model")]
+
+
+async def test_fail_next_fails_that_many_calls_then_recovers(
+    llm: openai.AsyncOpenAI, fake_url: str
+) -> None:
+    httpx.post(f"{fake_url}/_fake/config", json={"fail_next": 2, "fail_status": 503})
+
+    for _ in range(2):
+        with pytest.raises(openai.InternalServerError) as raised:
+            await llm.chat.completions.create(model="some/model", messages=MESSAGES)
+        assert raised.value.status_code == 503
+
+    completion = await llm.chat.completions.create(model="some/model", messages=MESSAGES)
+    assert completion.choices[0].message.content == DEFAULT_REPLY
+
+
+async def test_reply_is_configurable_at_runtime(llm: openai.AsyncOpenAI, fake_url: str) -> None:
+    httpx.post(f"{fake_url}/_fake/config", json={"reply": "Our price is 100 USD."})
+
+    completion = await llm.chat.completions.create(model="some/model", messages=MESSAGES)
+
+    assert completion.choices[0].message.content == "Our price is 100 USD."
+
+
+async def test_delay_makes_a_short_client_timeout_expire(
+    llm: openai.AsyncOpenAI, fake_url: str
+) -> None:
+    httpx.post(f"{fake_url}/_fake/config", json={"delay_seconds": 5})
+
+    with pytest.raises(openai.APITimeoutError):
+        await llm.with_options(timeout=0.2).chat.completions.create(
+            model="some/model", messages=MESSAGES
+        )
+
+
+async def test_models_lists_the_fake_model(llm: openai.AsyncOpenAI) -> None:
+    models = [model.id async for model in llm.models.list()]
+
+    assert models == [MODEL_ID]
+
+
+async def test_a_request_without_messages_is_a_400(llm: openai.AsyncOpenAI) -> None:
+    with pytest.raises(openai.BadRequestError):
+        await llm.chat.completions.create(model="some/model", messages=[])
