@@ -30,12 +30,17 @@ def fake_url(fake_app: FastAPI) -> Iterator[str]:
 
 
 @pytest.fixture
-async def llm(fake_url: str) -> AsyncIterator[openai.AsyncOpenAI]:
-    # Back to defaults and an empty record, so each test sees only its own requests.
+async def control(fake_url: str) -> AsyncIterator[httpx.AsyncClient]:
+    """Steers the fake, reset first so each test sees only its own settings and requests."""
     async with httpx.AsyncClient(base_url=fake_url) as http:
         config = {"reply": DEFAULT_REPLY, "delay_seconds": 0, "fail_next": 0, "fail_status": 500}
         (await http.post("/_fake/config", json=config)).raise_for_status()
         (await http.delete("/_fake/requests")).raise_for_status()
+        yield http
+
+
+@pytest.fixture
+async def llm(fake_url: str, control: httpx.AsyncClient) -> AsyncIterator[openai.AsyncOpenAI]:
     # No SDK retries: a test that injects a failure wants to see it.
     async with openai.AsyncOpenAI(
         base_url=f"{fake_url}/v1", api_key="test-key", max_retries=0
@@ -75,7 +80,7 @@ async def test_stream_yields_the_reply_in_pieces_then_usage(llm: openai.AsyncOpe
 
 
 async def test_every_request_is_recorded(
-    llm: openai.AsyncOpenAI, fake_app: FastAPI, fake_url: str
+    llm: openai.AsyncOpenAI, fake_app: FastAPI, control: httpx.AsyncClient
 ) -> None:
     await llm.chat.completions.create(model="some/model", messages=MESSAGES, temperature=0.2)
 
@@ -84,14 +89,14 @@ async def test_every_request_is_recorded(
     assert recorded.headers["authorization"] == "Bearer test-key"
     assert recorded.body["messages"] == MESSAGES
     assert recorded.body["temperature"] == 0.2
-    over_http = httpx.get(f"{fake_url}/_fake/requests").json()
+    over_http = (await control.get("/_fake/requests")).json()
     assert [(r["method"], r["body"]["model"]) for r in over_http] == [("POST", "some/model")]
 
 
 async def test_fail_next_fails_that_many_calls_then_recovers(
-    llm: openai.AsyncOpenAI, fake_url: str
+    llm: openai.AsyncOpenAI, control: httpx.AsyncClient
 ) -> None:
-    httpx.post(f"{fake_url}/_fake/config", json={"fail_next": 2, "fail_status": 503})
+    await control.post("/_fake/config", json={"fail_next": 2, "fail_status": 503})
 
     for _ in range(2):
         with pytest.raises(openai.InternalServerError) as raised:
@@ -102,8 +107,10 @@ async def test_fail_next_fails_that_many_calls_then_recovers(
     assert completion.choices[0].message.content == DEFAULT_REPLY
 
 
-async def test_reply_is_configurable_at_runtime(llm: openai.AsyncOpenAI, fake_url: str) -> None:
-    httpx.post(f"{fake_url}/_fake/config", json={"reply": "Our price is 100 USD."})
+async def test_reply_is_configurable_at_runtime(
+    llm: openai.AsyncOpenAI, control: httpx.AsyncClient
+) -> None:
+    await control.post("/_fake/config", json={"reply": "Our price is 100 USD."})
 
     completion = await llm.chat.completions.create(model="some/model", messages=MESSAGES)
 
@@ -111,9 +118,9 @@ async def test_reply_is_configurable_at_runtime(llm: openai.AsyncOpenAI, fake_ur
 
 
 async def test_delay_makes_a_short_client_timeout_expire(
-    llm: openai.AsyncOpenAI, fake_url: str
+    llm: openai.AsyncOpenAI, control: httpx.AsyncClient
 ) -> None:
-    httpx.post(f"{fake_url}/_fake/config", json={"delay_seconds": 5})
+    await control.post("/_fake/config", json={"delay_seconds": 5})
 
     with pytest.raises(openai.APITimeoutError):
         await llm.with_options(timeout=0.2).chat.completions.create(

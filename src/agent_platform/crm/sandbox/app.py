@@ -405,15 +405,11 @@ async def _validation_problem(request: Request, exc: RequestValidationError) -> 
 
 
 def _field_error(error: dict[str, Any]) -> FieldError:
-    location = list(error["loc"])
-    # Every body here is a batch, so ("body", 2, "params", "text") is item "2", field
-    # "params.text". A query error, a body that is no list, or unparsable JSON (whose second
-    # element is a character offset) is reported against item "0".
-    in_item = (
-        location[0] == "body"
-        and len(location) > 1
-        and isinstance(location[1], int)
-        and error["type"] != "json_invalid"
-    )
-    request_id, path = (str(location[1]), location[2:]) if in_item else ("0", location)
-    return FieldError(request_id, ".".join(map(str, path)), error["type"], error["msg"])
+    location, code, detail = list(error["loc"]), error["type"], error["msg"]
+    if code == "json_invalid":  # its location holds a character offset, not an item index
+        return FieldError("0", "body", code, detail)
+    if location[0] == "body" and len(location) > 1 and isinstance(location[1], int):
+        # Every body here is a batch: ("body", 2, "params", "text") is item "2", "params.text".
+        return FieldError(str(location[1]), ".".join(map(str, location[2:])), code, detail)
+    # The query, the path, or a body that is no list at all: not any one item's fault.
+    return FieldError("0", ".".join(map(str, location)), code, detail)

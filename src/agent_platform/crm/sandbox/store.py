@@ -19,7 +19,6 @@ ACCOUNT_ID = 30_000_001
 # The one user of the account: the owner of the access token and of every record.
 USER_ID = 1_000_001
 
-
 # The account's one pipeline. Like every Kommo pipeline it opens with an incoming stage and
 # ends with the fixed ids 142 "Closed - won" and 143 "Closed - lost".
 PIPELINE_ID = 7_000_001
@@ -32,7 +31,7 @@ DEMO_CONTACT_ID = 1_001
 DEMO_LEAD_ID = 1_002
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class Lead:
     id: int
     name: str
@@ -43,7 +42,7 @@ class Lead:
     updated_at: int
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class Contact:
     id: int
     name: str

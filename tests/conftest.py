@@ -1,0 +1,130 @@
+"""Shared fixtures: a real PostgreSQL (TEST_DATABASE_URL, else embedded), settings, fakes."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import socket
+import tempfile
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+from alembic import command
+from pydantic import SecretStr
+
+from agent_platform.config import Settings
+from agent_platform.crm.sandbox.app import create_sandbox_app
+from agent_platform.db.embedded import start_embedded_postgres
+from agent_platform.db.migrate import alembic_config
+from agent_platform.db.models import Base
+from agent_platform.db.urls import libpq_url
+from agent_platform.services import Services, open_services
+from tests.fakes.openai_server import create_fake_openai_app
+from tests.support.servers import serve_app
+
+APP_TABLES = ", ".join(Base.metadata.tables)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def database_server_url() -> Iterator[str]:
+    """An administrative URL of a PostgreSQL server the tests may create databases on."""
+    external = os.environ.get("TEST_DATABASE_URL")
+    if external:
+        yield external
+        return
+    data_dir = Path(tempfile.mkdtemp(prefix="ap-test-pg-"))
+    embedded = start_embedded_postgres(data_dir)
+    try:
+        yield embedded.url
+    finally:
+        embedded.stop()
+        shutil.rmtree(data_dir, ignore_errors=True)
+
+
+def _database_url(server_url: str, name: str) -> str:
+    info = psycopg.conninfo.conninfo_to_dict(libpq_url(server_url))
+    info["dbname"] = name
+    return psycopg.conninfo.make_conninfo(**info)  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="session")
+def database_url(database_server_url: str) -> Iterator[str]:
+    """A fresh database, migrated to head, for this test session only."""
+    name = f"ap_test_{secrets.token_hex(4)}"
+    with psycopg.connect(libpq_url(database_server_url), autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    info = psycopg.conninfo.conninfo_to_dict(_database_url(database_server_url, name))
+    url = _as_url(info)
+    command.upgrade(alembic_config(url), "head")
+    try:
+        yield url
+    finally:
+        with psycopg.connect(libpq_url(database_server_url), autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def _as_url(info: dict[str, object]) -> str:
+    """A postgresql:// URL from conninfo parts (host may be a socket directory)."""
+    user = info.get("user") or "postgres"
+    password = f":{info['password']}" if info.get("password") else ""
+    host = str(info.get("host") or "")
+    port = info.get("port") or 5432
+    if host.startswith("/"):
+        return f"postgresql://{user}{password}@/{info['dbname']}?host={host}&port={port}"
+    return f"postgresql://{user}{password}@{host}:{port}/{info['dbname']}"
+
+
+@pytest.fixture
+def clean_database(database_url: str) -> str:
+    with psycopg.connect(libpq_url(database_url), autocommit=True) as connection:
+        connection.execute(
+            f"TRUNCATE {APP_TABLES}, procrastinate_jobs, procrastinate_workers, "
+            "procrastinate_periodic_defers RESTART IDENTITY CASCADE"
+        )
+    return database_url
+
+
+@pytest.fixture
+def fake_llm_url() -> Iterator[str]:
+    with serve_app(create_fake_openai_app(reply="Our prices start at 100 USD.")) as url:
+        yield url
+
+
+@pytest.fixture
+def sandbox() -> Iterator[tuple[str, str]]:
+    """(base URL, access token) of a fresh Kommo sandbox."""
+    token = secrets.token_urlsafe(16)
+    with serve_app(create_sandbox_app(token)) as url:
+        yield url, token
+
+
+@pytest.fixture
+def settings(tmp_path: Path, clean_database: str, fake_llm_url: str) -> Settings:
+    return Settings(
+        database_url=clean_database,
+        data_dir=tmp_path / "data",
+        encryption_key=SecretStr(secrets.token_urlsafe(40)),
+        secret_key=SecretStr(secrets.token_urlsafe(40)),
+        openrouter_api_key=SecretStr("test-key"),
+        llm_base_url=f"{fake_llm_url}/v1",
+        llm_default_model="test/model",
+        worker_health_port=free_port(),
+        job_stalled_after_seconds=3,
+        job_stalled_check_seconds=1,
+    )
+
+
+@pytest.fixture
+async def services(settings: Settings) -> AsyncIterator[Services]:
+    assert settings.database_url
+    async with open_services(settings, settings.database_url) as opened:
+        yield opened
