@@ -98,7 +98,7 @@ def _pool_families(engine: AsyncEngine) -> list[Metric]:
     return [family]
 
 
-def _process_registry() -> CollectorRegistry:
+def process_registry() -> CollectorRegistry:
     if "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
         return REGISTRY
     registry = CollectorRegistry()
@@ -114,4 +114,4 @@ async def render_metrics(engine: AsyncEngine) -> bytes:
     with contextlib.suppress(Exception):
         families += await _queue_families(engine)
     snapshot.register(_Snapshot(families))
-    return generate_latest(_process_registry()) + generate_latest(snapshot)
+    return generate_latest(process_registry()) + generate_latest(snapshot)
