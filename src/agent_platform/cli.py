@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import Coroutine
 from typing import Annotated, Any
@@ -10,8 +9,10 @@ from typing import Annotated, Any
 import typer
 from pydantic import ValidationError
 
-from agent_platform.config import Settings, WeakSecretError, get_settings
+from agent_platform.config import Settings, WeakSecretError, ensure_secrets
 from agent_platform.db.embedded import EmbeddedPostgresError
+from agent_platform.kit.event_loop import run_event_loop
+from agent_platform.kit.failures import PlatformPartFailedError
 from agent_platform.ops.logging import configure_logging
 
 app = typer.Typer(
@@ -27,14 +28,18 @@ Port = Annotated[int, typer.Option(help="Port of the web app and API.")]
 
 
 def _settings(service: str) -> Settings:
-    """Settings with logging configured, or one clear line and exit code 2."""
+    """Settings with logging configured, or one clear line and exit code 2.
+
+    Logging is configured before the secrets are checked, so that the warning about a
+    generated development key is a log line on stderr, never text on stdout (`--json`).
+    """
     try:
-        settings = get_settings()
+        settings = Settings()
+        configure_logging(service=service, level=settings.log_level, fmt=settings.log_format)
+        return ensure_secrets(settings)
     except (WeakSecretError, ValidationError) as exc:
         typer.echo(f"Configuration error: {_first_line(exc)}", err=True)
         raise typer.Exit(2) from None
-    configure_logging(service=service, level=settings.log_level, fmt=settings.log_format)
-    return settings
 
 
 def _first_line(exc: Exception) -> str:
@@ -46,10 +51,13 @@ def _first_line(exc: Exception) -> str:
 
 def _run(coroutine: Coroutine[Any, Any, None]) -> None:
     try:
-        asyncio.run(coroutine)
+        run_event_loop(coroutine)
     except EmbeddedPostgresError as exc:
         typer.echo(f"Database error: {exc}", err=True)
         raise typer.Exit(2) from None
+    except PlatformPartFailedError as exc:
+        typer.echo(f"Stopped: {exc}", err=True)
+        raise typer.Exit(1) from None
 
 
 @app.command()
@@ -62,9 +70,9 @@ def up(
     sandbox_port: Annotated[int, typer.Option(help="Port of the Kommo sandbox (--demo).")] = 8001,
 ) -> None:
     """Run it all in one process: database (embedded if needed), migrations, API, worker."""
+    settings = _settings("platform")
     from agent_platform.runner import PlatformParts, run_platform
 
-    settings = _settings("platform")
     parts = PlatformParts(
         api=True,
         worker=True,
@@ -80,9 +88,9 @@ def up(
 @app.command()
 def api(host: Host = "127.0.0.1", port: Port = 8000) -> None:
     """Run the web app and API."""
+    settings = _settings("api")
     from agent_platform.runner import PlatformParts, run_platform
 
-    settings = _settings("api")
     _run(
         run_platform(
             settings, PlatformParts(api=True, worker=False, migrate=False, host=host, port=port)
@@ -93,9 +101,9 @@ def api(host: Host = "127.0.0.1", port: Port = 8000) -> None:
 @app.command()
 def worker() -> None:
     """Run a worker (serves /health and /metrics on WORKER_HEALTH_PORT)."""
+    settings = _settings("worker")
     from agent_platform.runner import PlatformParts, run_platform
 
-    settings = _settings("worker")
     _run(run_platform(settings, PlatformParts(api=False, worker=True, migrate=False)))
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import secrets
 from enum import StrEnum
-from functools import lru_cache
 from pathlib import Path
 
 import structlog
@@ -120,8 +119,3 @@ def ensure_secrets(settings: Settings) -> Settings:
             log.warning("generated_development_secret", variable=name, path=str(key_file))
         updates[field] = SecretStr(key_file.read_text().strip())
     return settings.model_copy(update=updates) if updates else settings
-
-
-@lru_cache(maxsize=1)
-def get_settings() -> Settings:
-    return ensure_secrets(Settings())

@@ -19,6 +19,7 @@ from agent_platform.crm.sandbox.app import create_sandbox_app
 from agent_platform.db.embedded import EmbeddedPostgres, start_embedded_postgres
 from agent_platform.db.migrate import upgrade_to_head
 from agent_platform.demo import sandbox_token, seed_demo
+from agent_platform.kit.failures import PlatformPartFailedError
 from agent_platform.queue.worker import run_worker
 from agent_platform.services import Services, open_services
 
@@ -115,18 +116,24 @@ async def _run_parts(
                 )
             )
             _announce(f"GPT Agent Platform is running at {api_url}  (Ctrl-C to stop)")
-        waiters = [asyncio.create_task(stop.wait()), *tasks, *(task for _, task in servers)]
-        await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
-        log.info("shutting_down")
+        stopping = asyncio.create_task(stop.wait())
+        await asyncio.wait(
+            [stopping, *tasks, *(task for _, task in servers)], return_when=asyncio.FIRST_COMPLETED
+        )
+        stopping.cancel()
+        log.info("shutting_down", requested=stop.is_set())
     finally:
         for server, _ in servers:
             server.should_exit = True
         for task in tasks:
             task.cancel()
         results = await asyncio.gather(*tasks, *(t for _, t in servers), return_exceptions=True)
-        for result in results:
-            if isinstance(result, Exception):
-                log.error("part_failed", error=repr(result))
+    failures = [repr(result) for result in results if isinstance(result, Exception)]
+    for failure in failures:
+        log.error("part_failed", error=failure)
+    if failures or not stop.is_set():
+        # A part ended on its own: exit non-zero so that a supervisor restarts the process.
+        raise PlatformPartFailedError("; ".join(failures) or "a part of the platform stopped")
 
 
 def _display_host(host: str) -> str:

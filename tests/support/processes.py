@@ -6,11 +6,13 @@ a failing test can show what the process said.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import pwd
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -18,34 +20,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
-import psutil
+import psutil  # type: ignore[import-untyped]
+from pydantic import SecretStr
+
+from agent_platform.config import Settings
 
 CLI = Path(sys.executable).parent / "agent-platform"
 STOP_TIMEOUT_SECONDS = 20.0
 T = TypeVar("T")
 
-# Variables that would make a child process use something other than what the test gives it.
-_PLATFORM_VARIABLES = (
-    "DATABASE_URL",
-    "REDIS_URL",
-    "ENCRYPTION_KEY",
-    "ENCRYPTION_KEY_PREVIOUS",
-    "SECRET_KEY",
-    "OPENROUTER_API_KEY",
-    "LLM_BASE_URL",
-    "LLM_DEFAULT_MODEL",
-    "ENVIRONMENT",
-    "DATA_DIR",
-    "WORKER_HEALTH_PORT",
-    "JOB_QUEUE_NAME",
-    "JOB_CONCURRENCY",
-    "JOB_STALLED_AFTER_SECONDS",
-    "JOB_STALLED_CHECK_SECONDS",
-    "SENTRY_DSN",
-    "PROMETHEUS_MULTIPROC_DIR",
-    "LOG_LEVEL",
-    "LOG_FORMAT",
-    "PUBLIC_BASE_URL",
+# Variables that would make a child process use something other than what the test gives it:
+# every setting, read from the Settings model so that new ones are covered too.
+_PLATFORM_VARIABLES = frozenset(
+    {name.upper() for name in Settings.model_fields} | {"PROMETHEUS_MULTIPROC_DIR"}
 )
 
 
@@ -63,20 +50,39 @@ def platform_env(**variables: str | None) -> dict[str, str]:
 def eventually(
     probe: Callable[[], T | None],
     *,
-    timeout: float,
+    within: float,
     interval: float = 0.1,
     message: str | Callable[[], str] = "condition not met",
 ) -> T:
     """Call `probe` until it returns something other than None (or False); return that."""
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + within
     while True:
         result = probe()
         if result is not None and result is not False:
             return result
         if time.monotonic() > deadline:
             text = message() if callable(message) else message
-            raise AssertionError(f"after {timeout:g}s: {text}")
+            raise AssertionError(f"after {within:g}s: {text}")
         time.sleep(interval)
+
+
+async def eventually_async(
+    probe: Callable[[], T | None],
+    *,
+    within: float,
+    interval: float = 0.1,
+    message: str | Callable[[], str] = "condition not met",
+) -> T:
+    """`eventually` for async tests: waits without blocking the event loop."""
+    deadline = time.monotonic() + within
+    while True:
+        result = probe()
+        if result is not None and result is not False:
+            return result
+        if time.monotonic() > deadline:
+            text = message() if callable(message) else message
+            raise AssertionError(f"after {within:g}s: {text}")
+        await asyncio.sleep(interval)
 
 
 @dataclass
@@ -112,7 +118,7 @@ class RunningProcess:
                 )
             return None
 
-        eventually(printed, timeout=timeout, message=lambda: f"no {text!r}: " + self.describe())
+        eventually(printed, within=timeout, message=lambda: f"no {text!r}: " + self.describe())
 
     def stop(
         self, sig: signal.Signals = signal.SIGTERM, *, timeout: float = STOP_TIMEOUT_SECONDS
@@ -132,7 +138,7 @@ class RunningProcess:
 def running(
     args: list[str], *, env: Mapping[str, str], cwd: Path, name: str = "process"
 ) -> Iterator[RunningProcess]:
-    """Start `agent-platform *args`; on leaving, stop it (SIGTERM, then SIGKILL) if it still runs."""
+    """Start `agent-platform *args`; when leaving, SIGTERM (then SIGKILL) it if still running."""
     cwd.mkdir(parents=True, exist_ok=True)
     stdout_path, stderr_path = cwd / f"{name}.stdout", cwd / f"{name}.stderr"
     with stdout_path.open("wb") as stdout, stderr_path.open("wb") as stderr:
@@ -188,13 +194,21 @@ def pg_ctl(pgdata: Path, *args: str, timeout: float = 30.0) -> None:
 
     owner = pwd.getpwuid(pgdata.stat().st_uid).pw_name
     user = owner if os.geteuid() == 0 and owner != "root" else None
-    subprocess.run(
-        [str(POSTGRES_BIN_PATH / "pg_ctl"), "-D", str(pgdata), *args],
-        user=user,
-        check=True,
-        capture_output=True,
-        timeout=timeout,
-    )
+    # Files, not pipes: the server pg_ctl starts inherits them and would hold a pipe open.
+    with tempfile.TemporaryFile() as output:
+        completed = subprocess.run(
+            [str(POSTGRES_BIN_PATH / "pg_ctl"), "-D", str(pgdata), *args],
+            user=user,
+            stdin=subprocess.DEVNULL,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            timeout=timeout,
+            check=False,
+        )
+        if completed.returncode != 0:
+            output.seek(0)
+            said = output.read().decode(errors="replace")
+            raise subprocess.CalledProcessError(completed.returncode, completed.args, said)
 
 
 def stop_leftover_postgres(pgdata: Path) -> None:
@@ -206,3 +220,25 @@ def stop_leftover_postgres(pgdata: Path) -> None:
     except (subprocess.SubprocessError, OSError):
         for proc in postgres_processes(pgdata):
             proc.send_signal(signal.SIGQUIT)
+
+
+def settings_env(settings: Settings, **overrides: str | None) -> dict[str, str]:
+    """The environment that gives a child process the same configuration as `settings`."""
+
+    def secret(value: SecretStr | None) -> str | None:
+        return value.get_secret_value() if value is not None else None
+
+    variables: dict[str, str | None] = {
+        "DATABASE_URL": settings.database_url,
+        "ENCRYPTION_KEY": secret(settings.encryption_key),
+        "SECRET_KEY": secret(settings.secret_key),
+        "OPENROUTER_API_KEY": secret(settings.openrouter_api_key),
+        "LLM_BASE_URL": settings.llm_base_url,
+        "LLM_DEFAULT_MODEL": settings.llm_default_model,
+        "WORKER_HEALTH_PORT": str(settings.worker_health_port),
+        "JOB_STALLED_AFTER_SECONDS": str(settings.job_stalled_after_seconds),
+        "JOB_STALLED_CHECK_SECONDS": str(settings.job_stalled_check_seconds),
+        "DATA_DIR": str(settings.data_dir),
+    }
+    variables.update(overrides)
+    return platform_env(**variables)

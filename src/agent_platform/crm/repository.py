@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -18,12 +19,29 @@ from agent_platform.crm.models import (
 )
 
 
-async def connection_by_webhook_token(session: AsyncSession, token: str) -> CrmConnection | None:
+@dataclass(frozen=True)
+class WebhookTarget:
+    connection_id: uuid.UUID
+    organization_id: uuid.UUID
+
+
+# The webhook path runs for every message Kommo sends, so its two statements are Core
+# statements on the session's connection: no ORM identity map or unit of work to pay for.
+_WEBHOOK_TARGET = select(CrmConnection.id, CrmConnection.organization_id).where(
+    CrmConnection.webhook_token == bindparam("token")
+)
+_INSERT_INBOX_EVENT = (
+    insert(InboxEvent)
+    .on_conflict_do_nothing(constraint="uq_inbox_events_source_dedupe_key")
+    .returning(InboxEvent.id)
+)
+
+
+async def webhook_target(session: AsyncSession, token: str) -> WebhookTarget | None:
     # Looked up before the organization is known: the token itself is what identifies it.
-    result = await session.scalars(
-        select(CrmConnection).where(CrmConnection.webhook_token == token)
-    )
-    return result.one_or_none()
+    connection = await session.connection()
+    row = (await connection.execute(_WEBHOOK_TARGET, {"token": token})).first()
+    return WebhookTarget(connection_id=row.id, organization_id=row.organization_id) if row else None
 
 
 async def get_connection(session: AsyncSession, connection_id: uuid.UUID) -> CrmConnection | None:
@@ -33,29 +51,28 @@ async def get_connection(session: AsyncSession, connection_id: uuid.UUID) -> Crm
 async def insert_inbox_event_if_new(
     session: AsyncSession,
     *,
-    connection: CrmConnection,
+    target: WebhookTarget,
     source: str,
     dedupe_key: str,
     payload: dict[str, Any],
     request_id: str | None,
 ) -> uuid.UUID | None:
     """The new event's id, or None when an event with this key was received before."""
-    statement = (
-        insert(InboxEvent)
-        .values(
-            id=uuid.uuid4(),
-            organization_id=connection.organization_id,
-            connection_id=connection.id,
-            source=source,
-            dedupe_key=dedupe_key,
-            payload=payload,
-            request_id=request_id,
-            status=InboxStatus.PENDING.value,
-        )
-        .on_conflict_do_nothing(constraint="uq_inbox_events_source_dedupe_key")
-        .returning(InboxEvent.id)
+    connection = await session.connection()
+    result = await connection.execute(
+        _INSERT_INBOX_EVENT,
+        {
+            "id": uuid.uuid4(),
+            "organization_id": target.organization_id,
+            "connection_id": target.connection_id,
+            "source": source,
+            "dedupe_key": dedupe_key,
+            "payload": payload,
+            "request_id": request_id,
+            "status": InboxStatus.PENDING.value,
+        },
     )
-    return (await session.execute(statement)).scalar_one_or_none()
+    return result.scalar_one_or_none()
 
 
 async def get_inbox_event(session: AsyncSession, event_id: uuid.UUID) -> InboxEvent | None:

@@ -59,4 +59,7 @@ async def live() -> dict[str, str]:
 @router.get("/metrics", summary="Prometheus metrics", include_in_schema=False)
 async def metrics(request: Request) -> Response:
     services: Services = request.app.state.services
-    return Response(await render_metrics(services.engine), media_type=CONTENT_TYPE)
+    return Response(
+        await render_metrics(services.engine, [services.settings.job_queue_name]),
+        media_type=CONTENT_TYPE,
+    )

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from prometheus_client import (
     REGISTRY,
@@ -67,7 +67,7 @@ class _Snapshot(Collector):
         return self._families
 
 
-async def _queue_families(engine: AsyncEngine) -> list[Metric]:
+async def _queue_families(engine: AsyncEngine, queues: Sequence[str]) -> list[Metric]:
     jobs = GaugeMetricFamily(
         "queue_jobs",
         "Jobs in the queue by state: waiting (due), delayed (not yet due), active, failed.",
@@ -78,7 +78,7 @@ async def _queue_families(engine: AsyncEngine) -> list[Metric]:
         "Age of the oldest job that is due and not yet started.",
         labels=["queue"],
     )
-    for figures in await queue_figures(engine):
+    for figures in await queue_figures(engine, queues):
         for state in ("waiting", "delayed", "active", "failed"):
             jobs.add_metric([figures.queue, state], getattr(figures, state))
         oldest.add_metric([figures.queue], figures.oldest_waiting_seconds)
@@ -106,12 +106,12 @@ def process_registry() -> CollectorRegistry:
     return registry
 
 
-async def render_metrics(engine: AsyncEngine) -> bytes:
+async def render_metrics(engine: AsyncEngine, queues: Sequence[str]) -> bytes:
     """The exposition text: this process's (or all processes') metrics, then database figures."""
     snapshot = CollectorRegistry()
     families = _pool_families(engine)
     # With the database away the queue figures are left out: /api/health reports that.
     with contextlib.suppress(Exception):
-        families += await _queue_families(engine)
+        families += await _queue_families(engine, queues)
     snapshot.register(_Snapshot(families))
     return generate_latest(process_registry()) + generate_latest(snapshot)

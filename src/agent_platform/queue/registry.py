@@ -63,8 +63,14 @@ def platform_job(
     return declare
 
 
+JOB_OUTCOMES = ("succeeded", "retried", "failed", "stalled")
+
+
 def register_jobs(app: procrastinate.App) -> None:
     for definition in JOBS.values():
+        for outcome in JOB_OUTCOMES:
+            # Present at zero from the start, so that rate() and alerts see every series.
+            metrics.JOBS_PROCESSED.labels(task=definition.name, outcome=outcome)
         app.task(name=definition.name, pass_context=True, retry=definition.retry)(
             _runner(definition)
         )

@@ -2,32 +2,41 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+_OPEN_STATES = "('todo', 'doing', 'failed')"
+# Every queue asked about is reported, with zeros when it is empty, and so is every other
+# queue that holds jobs: an idle queue must read 0, not "no data".
 _FIGURES = text(
-    """
-    SELECT j.queue_name,
-           count(*) FILTER (WHERE j.status = 'todo'
-                            AND (j.scheduled_at IS NULL OR j.scheduled_at <= now())) AS waiting,
-           count(*) FILTER (WHERE j.status = 'todo' AND j.scheduled_at > now()) AS delayed,
-           count(*) FILTER (WHERE j.status = 'doing') AS active,
-           count(*) FILTER (WHERE j.status = 'failed') AS failed,
+    f"""
+    SELECT q.queue_name,
+           count(j.id) FILTER (WHERE j.status = 'todo'
+                               AND (j.scheduled_at IS NULL OR j.scheduled_at <= now())) AS waiting,
+           count(j.id) FILTER (WHERE j.status = 'todo' AND j.scheduled_at > now()) AS delayed,
+           count(j.id) FILTER (WHERE j.status = 'doing') AS active,
+           count(j.id) FILTER (WHERE j.status = 'failed') AS failed,
            extract(epoch FROM now() - min(coalesce(j.scheduled_at, d.deferred_at))
                    FILTER (WHERE j.status = 'todo'
                            AND (j.scheduled_at IS NULL OR j.scheduled_at <= now())))
                AS oldest_waiting_seconds
-      FROM procrastinate_jobs j
+      FROM (SELECT unnest(CAST(:queues AS varchar[]))
+             UNION
+            SELECT DISTINCT queue_name FROM procrastinate_jobs WHERE status IN {_OPEN_STATES}
+           ) AS q(queue_name)
+      LEFT JOIN procrastinate_jobs j
+             ON j.queue_name = q.queue_name AND j.status IN {_OPEN_STATES}
       LEFT JOIN LATERAL (
             SELECT min(e.at) AS deferred_at
               FROM procrastinate_events e
              WHERE e.job_id = j.id AND e.type = 'deferred'
       ) d ON true
-     WHERE j.status IN ('todo', 'doing', 'failed')
-     GROUP BY j.queue_name
-    """
+     GROUP BY q.queue_name
+     ORDER BY q.queue_name
+    """  # noqa: S608 - a constant, no input
 )
 
 
@@ -41,9 +50,9 @@ class QueueFigures:
     oldest_waiting_seconds: float
 
 
-async def queue_figures(engine: AsyncEngine) -> list[QueueFigures]:
+async def queue_figures(engine: AsyncEngine, queues: Sequence[str]) -> list[QueueFigures]:
     async with engine.connect() as connection:
-        rows = (await connection.execute(_FIGURES)).all()
+        rows = (await connection.execute(_FIGURES, {"queues": list(queues)})).all()
     return [
         QueueFigures(
             queue=row.queue_name,

@@ -72,7 +72,9 @@ def _health_server(
                 body = {"status": "ok" if healthy else "failing", "checks": checks}
                 self._send(200 if healthy else 503, json.dumps(body).encode(), "application/json")
             elif self.path == "/metrics":
-                future = asyncio.run_coroutine_threadsafe(render_metrics(services.engine), loop)
+                future = asyncio.run_coroutine_threadsafe(
+                    render_metrics(services.engine, [services.settings.job_queue_name]), loop
+                )
                 try:
                     self._send(200, future.result(timeout=STUCK_AFTER_SECONDS), CONTENT_TYPE)
                 except TimeoutError:

@@ -34,11 +34,11 @@ async def accept_webhook(
     connection_token: str,
     webhook: KommoWebhook,
 ) -> WebhookReceipt:
-    connection = await repository.connection_by_webhook_token(session, connection_token)
-    if connection is None:
+    target = await repository.webhook_target(session, connection_token)
+    if target is None:
         metrics.WEBHOOKS_RECEIVED.labels(source=SOURCE, result="unknown_token").inc()
         raise NotFoundError("No connection has this webhook address.")
-    structlog.contextvars.bind_contextvars(organization_id=str(connection.organization_id))
+    structlog.contextvars.bind_contextvars(organization_id=str(target.organization_id))
     request_id = structlog.contextvars.get_contextvars().get("request_id")
     accepted = duplicates = ignored = 0
     for message in webhook.messages:
@@ -47,7 +47,7 @@ async def accept_webhook(
             continue
         event_id = await repository.insert_inbox_event_if_new(
             session,
-            connection=connection,
+            target=target,
             source=SOURCE,
             dedupe_key=message.dedupe_key,
             payload={"message": asdict(message), "account_id": webhook.account_id},

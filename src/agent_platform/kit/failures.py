@@ -1,0 +1,5 @@
+"""Failures that end a process with a non-zero exit code (kept light: the CLI imports it early)."""
+
+
+class PlatformPartFailedError(RuntimeError):
+    """A part of the platform (api, worker, sandbox) stopped without being asked to."""
