@@ -51,7 +51,11 @@ def ensure_environment() -> None:
         venv.EnvBuilder(with_pip=True).create(VENV)
     uv = BIN / "uv"
     if not uv.exists():
-        _run([str(BIN / "python"), "-m", "pip", "install", "--quiet", f"uv=={UV_VERSION}"])
+        python = str(BIN / "python")
+        # An environment made by uv itself has no pip: bring it in first.
+        if subprocess.run([python, "-c", "import pip"], capture_output=True).returncode:  # noqa: S603
+            _run([python, "-m", "ensurepip", "--default-pip"])
+        _run([python, "-m", "pip", "install", "--quiet", f"uv=={UV_VERSION}"])
     env = {**os.environ, "UV_PROJECT_ENVIRONMENT": str(VENV), "UV_PYTHON_DOWNLOADS": "never"}
     _run([str(uv), "sync", "--frozen", "--python", str(BIN / "python")], env=env)
     STAMP.write_text(_lock_digest())

@@ -117,6 +117,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "read by the benchmark (default: the embedded one under DATA_DIR/postgres)",
     )
     target.add_argument(
+        "--private-database",
+        action="store_true",
+        help="with --database-url: run in a new database created on that server for this run "
+        "and dropped after it, so that nothing else using the given database (another "
+        "`up --demo` re-seeding the demo, other workers on the same queue) interferes",
+    )
+    target.add_argument(
         "--startup-timeout", type=float, default=180.0, help="seconds to wait for `up` (180)"
     )
     target.add_argument(
@@ -206,6 +213,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         parser.error("--warmup must be shorter than --duration")
     if not 0 < args.poll_max_duty <= 1:
         parser.error("--poll-max-duty must be in (0, 1]")
+    if args.private_database and not args.database_url:
+        parser.error("--private-database needs --database-url")
+    if args.private_database and args.demo_json:
+        parser.error("--private-database starts its own platform: not with --demo-json")
     return args
 
 
@@ -239,6 +250,7 @@ class Cleanup:
     pg_handle: Any = None
     temp_dir: Path | None = None
     keep_temp_dir: bool = False
+    private_database: tuple[str, str] | None = None  # (server URL, database name)
     log_files: list[Any] = field(default_factory=list)
 
     def stop_processes(self) -> None:
@@ -251,6 +263,17 @@ class Cleanup:
         _stop_process(self.fake_llm, "fake LLM", timeout=10.0)
         for handle in self.log_files:
             handle.close()
+
+    def drop_private_database(self) -> None:
+        if self.private_database is None:
+            return
+        import psycopg
+
+        from agent_platform.db.urls import libpq_url
+
+        server_url, name = self.private_database
+        with psycopg.connect(libpq_url(server_url), autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
     def remove_files(self) -> None:
         if self.temp_dir is not None and not self.keep_temp_dir:
@@ -338,8 +361,11 @@ def start_target(args: argparse.Namespace, cleanup: Cleanup) -> Target:
         WORKER_HEALTH_PORT=str(health_port),
         PYTHONUNBUFFERED="1",
     )
-    if args.database_url:
-        env["DATABASE_URL"] = args.database_url
+    database_url = args.database_url
+    if database_url and args.private_database:
+        database_url = create_private_database(database_url, cleanup)
+    if database_url:
+        env["DATABASE_URL"] = database_url
     log_path = data_dir / "platform.log"
     platform_log = log_path.open("wb")
     cleanup.log_files.append(platform_log)
@@ -375,7 +401,7 @@ def start_target(args: argparse.Namespace, cleanup: Cleanup) -> Target:
     except BenchError as exc:
         raise BenchError(f"{exc}\n--- platform log (tail) ---\n{_tail(log_path)}") from None
     demo = json.loads(demo_path.read_text())
-    database_url, kind = args.database_url, "external"
+    kind = "external, private database" if args.private_database else "external"
     if not database_url:
         cleanup.pg_handle, database_url = _embedded_database(data_dir, stop_when_last=True)
         kind = "embedded"
@@ -400,6 +426,20 @@ def start_target(args: argparse.Namespace, cleanup: Cleanup) -> Target:
             "REDIS_URL": env.get("REDIS_URL") or "not set (in-process fallbacks)",
         },
     )
+
+
+def create_private_database(server_url: str, cleanup: Cleanup) -> str:
+    """A new, empty database on the server of `server_url`; its URL."""
+    import psycopg
+    from sqlalchemy.engine import make_url
+
+    from agent_platform.db.urls import libpq_url
+
+    name = f"bench_w2r_{secrets.token_hex(4)}"
+    with psycopg.connect(libpq_url(server_url), autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    cleanup.private_database = (server_url, name)
+    return make_url(server_url).set(database=name).render_as_string(hide_password=False)
 
 
 def attach_target(args: argparse.Namespace, cleanup: Cleanup) -> Target:
@@ -1074,6 +1114,12 @@ def analyse(
     last_scheduled = messages[-1].scheduled
     send_seconds = last_scheduled - messages[0].scheduled + 1.0 / args.rate
 
+    if outcomes.get("404"):
+        explanations.append(
+            f"{outcomes['404']} webhooks got 404 (unknown webhook token): the demo connection "
+            "was removed or replaced during the run, typically by another `up --demo` seeding "
+            "the same database. Use a database of its own (--private-database)."
+        )
     ack = {
         "status_counts": dict(sorted(outcomes.items())),
         "errors": len(messages) - len(ok),
@@ -1556,6 +1602,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     cleanup = Cleanup()
     started_at = datetime.now(UTC)
+    machine = machine_details()  # before the run: the commit measured, not a later one
     target: Target | None = None
     quiet = wait_for_quiet_machine(args.quiet_wait) if args.quiet_wait > 0 else None
     try:
@@ -1569,10 +1616,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         cleanup.stop_processes()
         log_summary = platform_log_summary(target.log_path if target else None)
+        cleanup.drop_private_database()
         cleanup.remove_files()
     results["started_at"] = started_at.isoformat()
     results["finished_at"] = datetime.now(UTC).isoformat()
-    results["machine"] = machine_details()
+    results["machine"] = machine
     results["machine"]["postgresql"] = results["database"].get("version")
     results["machine"]["before_start"] = quiet
     results["platform_log"] = log_summary

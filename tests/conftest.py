@@ -11,12 +11,14 @@ import tempfile
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
 from alembic import command
 from pydantic import SecretStr
 
+from agent_platform.app import create_app
 from agent_platform.config import Settings
 from agent_platform.crm.sandbox.app import create_sandbox_app
 from agent_platform.db.embedded import start_embedded_postgres
@@ -25,6 +27,7 @@ from agent_platform.db.models import Base
 from agent_platform.db.urls import libpq_url
 from agent_platform.services import Services, open_services
 from tests.fakes.openai_server import create_fake_openai_app
+from tests.support.factories import ConnectedAgent, create_connected_agent
 from tests.support.servers import serve_app
 
 APP_TABLES = ", ".join(Base.metadata.tables)
@@ -109,17 +112,29 @@ def sandbox() -> Iterator[tuple[str, str]]:
         yield url, token
 
 
+def make_settings(
+    database_url: str, data_dir: Path, fake_llm_url: str, **overrides: Any
+) -> Settings:
+    """Settings of a test platform: strong random keys, the fake LLM, a free worker port."""
+    values: dict[str, Any] = {
+        "database_url": database_url,
+        "data_dir": data_dir,
+        "encryption_key": SecretStr(secrets.token_urlsafe(40)),
+        "secret_key": SecretStr(secrets.token_urlsafe(40)),
+        "openrouter_api_key": SecretStr("test-key"),
+        "llm_base_url": f"{fake_llm_url}/v1",
+        "llm_default_model": "test/model",
+        "worker_health_port": free_port(),
+    }
+    return Settings(**(values | overrides))
+
+
 @pytest.fixture
 def settings(tmp_path: Path, clean_database: str, fake_llm_url: str) -> Settings:
-    return Settings(
-        database_url=clean_database,
-        data_dir=tmp_path / "data",
-        encryption_key=SecretStr(secrets.token_urlsafe(40)),
-        secret_key=SecretStr(secrets.token_urlsafe(40)),
-        openrouter_api_key=SecretStr("test-key"),
-        llm_base_url=f"{fake_llm_url}/v1",
-        llm_default_model="test/model",
-        worker_health_port=free_port(),
+    return make_settings(
+        clean_database,
+        tmp_path / "data",
+        fake_llm_url,
         job_stalled_after_seconds=3,
         job_stalled_check_seconds=1,
     )
@@ -130,6 +145,18 @@ async def services(settings: Settings) -> AsyncIterator[Services]:
     assert settings.database_url
     async with open_services(settings, settings.database_url) as opened:
         yield opened
+
+
+@pytest.fixture
+def api_url(settings: Settings) -> Iterator[str]:
+    assert settings.database_url
+    with serve_app(create_app(settings, settings.database_url)) as url:
+        yield url
+
+
+@pytest.fixture
+async def connected(services: Services, sandbox: tuple[str, str]) -> ConnectedAgent:
+    return await create_connected_agent(services, kommo_url=sandbox[0], kommo_token=sandbox[1])
 
 
 @pytest.fixture(scope="session")

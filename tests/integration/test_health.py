@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import secrets
 import signal
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,15 +13,13 @@ import pytest
 from alembic import command
 from pgserver.utils import PostmasterInfo
 from prometheus_client.parser import text_string_to_metric_families
-from pydantic import SecretStr
 
-from agent_platform.app import create_app
 from agent_platform.config import Settings
 from agent_platform.crm.sandbox.store import DEMO_LEAD_ID
 from agent_platform.db.embedded import start_embedded_postgres
 from agent_platform.db.migrate import alembic_config
-from agent_platform.services import Services, open_services
-from tests.conftest import free_port
+from agent_platform.services import open_services
+from tests.conftest import free_port, make_settings
 from tests.support.factories import ConnectedAgent, create_connected_agent, message_form
 from tests.support.processes import (
     RunningProcess,
@@ -33,25 +30,12 @@ from tests.support.processes import (
     settings_env,
     stop_leftover_postgres,
 )
-from tests.support.servers import serve_app
 
 API_CHECKS = {"database", "queue", "migrations"}
 # Longer than any single check may take (3 s), so a hanging endpoint fails the request.
 HTTP_TIMEOUT = 10.0
 START_TIMEOUT = 60.0
 STATE_TIMEOUT = 30.0
-
-
-@pytest.fixture
-def api_url(settings: Settings) -> Iterator[str]:
-    assert settings.database_url
-    with serve_app(create_app(settings, settings.database_url)) as url:
-        yield url
-
-
-@pytest.fixture
-async def connected(services: Services, sandbox: tuple[str, str]) -> ConnectedAgent:
-    return await create_connected_agent(services, kommo_url=sandbox[0], kommo_token=sandbox[1])
 
 
 def samples(exposition: str) -> dict[str, list[tuple[dict[str, str], float]]]:
@@ -267,16 +251,7 @@ def test_health_follows_the_database_down_and_back(
 ) -> None:
     pgdata, database_url = private_postgres
     api_port = free_port()
-    settings = Settings(
-        database_url=database_url,
-        data_dir=tmp_path / "data",
-        encryption_key=SecretStr(secrets.token_urlsafe(40)),
-        secret_key=SecretStr(secrets.token_urlsafe(40)),
-        openrouter_api_key=SecretStr("test-key"),
-        llm_base_url=f"{fake_llm_url}/v1",
-        llm_default_model="test/model",
-        worker_health_port=free_port(),
-    )
+    settings = make_settings(database_url, tmp_path / "data", fake_llm_url)
     connected = connect_agent(settings, sandbox)
     env = settings_env(settings)
     worker_port = settings.worker_health_port

@@ -2,31 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import httpx
 import psycopg
 import pytest
 
-from agent_platform.app import create_app
 from agent_platform.config import Settings
 from agent_platform.crm.sandbox.store import DEMO_LEAD_ID
 from agent_platform.db.urls import libpq_url
-from agent_platform.services import Services
-from tests.support.factories import ConnectedAgent, create_connected_agent, message_form
-from tests.support.servers import serve_app
-
-
-@pytest.fixture
-def api_url(settings: Settings) -> Iterator[str]:
-    assert settings.database_url
-    with serve_app(create_app(settings, settings.database_url)) as url:
-        yield url
-
-
-@pytest.fixture
-async def connected(services: Services, sandbox: tuple[str, str]) -> ConnectedAgent:
-    return await create_connected_agent(services, kommo_url=sandbox[0], kommo_token=sandbox[1])
+from tests.support.factories import ConnectedAgent, message_form
 
 
 def counts(database_url: str) -> tuple[int, int]:

@@ -28,11 +28,6 @@ DEADLINE_SECONDS = 30.0
 
 
 @pytest.fixture
-async def connected(services: Services, sandbox: tuple[str, str]) -> ConnectedAgent:
-    return await create_connected_agent(services, kommo_url=sandbox[0], kommo_token=sandbox[1])
-
-
-@pytest.fixture
 async def worker(services: Services) -> AsyncIterator[None]:
     task = asyncio.create_task(run_worker(services, health_host="127.0.0.1"))
     yield
@@ -118,13 +113,16 @@ async def test_a_permanent_kommo_error_fails_the_event_without_retrying(
 ) -> None:
     await receive(services, connected, message_form("m-2", "Hi", lead_id=999_999))
 
-    async def failed() -> bool:
-        return await inbox_status(services, "message:m-2") == "failed"
+    async def job_finished() -> bool:
+        async with transaction(services.sessions) as session:
+            status = await session.scalar(text("SELECT status FROM procrastinate_jobs"))
+        return status not in ("todo", "doing")
 
-    await wait_for(failed, "the inbox event to fail")
+    await wait_for(job_finished, "the job to finish")
     async with transaction(services.sessions) as session:
         job = (await session.execute(text("SELECT status, attempts FROM procrastinate_jobs"))).one()
     assert tuple(job) == ("failed", 1)
+    assert await inbox_status(services, "message:m-2") == "failed"
     assert await notes_in(sandbox[0]) == []
 
 

@@ -10,17 +10,14 @@ from __future__ import annotations
 
 import signal
 import uuid
-from collections.abc import Iterator
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import httpx
 import psycopg
-import pytest
 
 from agent_platform.agent.service import answer_inbox_event, reply_key
-from agent_platform.app import create_app
 from agent_platform.config import Settings
 from agent_platform.crm import repository as crm
 from agent_platform.crm.kommo.webhooks import IncomingMessage
@@ -30,25 +27,12 @@ from agent_platform.db.session import transaction
 from agent_platform.db.urls import libpq_url
 from agent_platform.services import Services
 from tests.conftest import free_port
-from tests.support.factories import ConnectedAgent, create_connected_agent, message_form
+from tests.support.factories import ConnectedAgent, message_form
 from tests.support.processes import eventually_async, running, settings_env
-from tests.support.servers import serve_app
 
 LLM_REPLY = "Our prices start at 100 USD."  # what the conftest's fake LLM answers
 WORKER_START_TIMEOUT = 60.0
 RECOVERY_TIMEOUT = 45.0
-
-
-@pytest.fixture
-def api_url(settings: Settings) -> Iterator[str]:
-    assert settings.database_url
-    with serve_app(create_app(settings, settings.database_url)) as url:
-        yield url
-
-
-@pytest.fixture
-async def connected(services: Services, sandbox: tuple[str, str]) -> ConnectedAgent:
-    return await create_connected_agent(services, kommo_url=sandbox[0], kommo_token=sandbox[1])
 
 
 def query(settings: Settings, sql: str) -> list[tuple[Any, ...]]:
@@ -150,11 +134,9 @@ async def _pending_delivery(
         direction="incoming",
     )
     async with transaction(services.sessions) as session:
-        connection = await crm.get_connection(session, connected.connection_id)
-        assert connection is not None
         event_id = await crm.insert_inbox_event_if_new(
             session,
-            connection=connection,
+            target=crm.WebhookTarget(connected.connection_id, connected.organization_id),
             source="kommo",
             dedupe_key=message.dedupe_key,
             payload={"message": asdict(message), "account_id": 30000001},
