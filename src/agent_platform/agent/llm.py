@@ -6,6 +6,7 @@ import time
 from dataclasses import dataclass
 
 from openai import AsyncOpenAI
+from openai.types.chat import ChatCompletion
 
 from agent_platform.config import Settings
 
@@ -38,10 +39,13 @@ async def complete(
 ) -> LlmReply:
     """One chat completion. Errors propagate: the job's retry policy decides what follows."""
     started = time.perf_counter()
-    completion = await client.chat.completions.create(
-        model=model,
-        messages=messages,  # type: ignore[arg-type]
-        temperature=temperature,
+    # The SDK's low-level post: `chat.completions.create` first walks every message through a
+    # TypedDict transform that took about a fifth of the reply job's CPU (measured with py-spy),
+    # and our messages are already plain JSON. Parsing, errors and auth stay the SDK's.
+    completion = await client.post(
+        "/chat/completions",
+        body={"model": model, "messages": messages, "temperature": temperature},
+        cast_to=ChatCompletion,
     )
     latency_ms = int((time.perf_counter() - started) * 1000)
     usage = completion.usage
