@@ -58,7 +58,8 @@ FORM_HEADERS = {"content-type": "application/x-www-form-urlencoded"}
 REPLY_TASK = "answer_incoming_message"
 NOOP_QUEUE = "bench-noop"
 NOOP_TASK = "bench_noop"
-KOMMO_BATCH_LIMIT = 250  # Kommo's cap on items per add call
+KOMMO_LIFTED_RATE = 50  # the highest KOMMO_REQUESTS_PER_SECOND the platform accepts
+KOMMO_BATCH_LIMIT = 50  # items per add call: the sandbox, like Kommo, refuses more
 
 GOAL_ACK_RATE = 200.0
 GOAL_ACK_P99_MS = 50.0
@@ -76,6 +77,7 @@ PLATFORM_VARIABLES = (
     "DATA_DIR",
     "WORKER_HEALTH_PORT",
     "JOB_QUEUE_NAME",
+    "KOMMO_REQUESTS_PER_SECOND",
     "LOG_LEVEL",
     "LOG_FORMAT",
     "SENTRY_DSN",
@@ -153,6 +155,16 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         type=int,
         default=10,
         help="messages sent one by one (and answered) before the measured load (10)",
+    )
+    load.add_argument(
+        "--kommo-limit",
+        choices=("lift", "keep"),
+        default="lift",
+        help="Kommo allows 7 API requests/s per account, which the sandbox enforces and the "
+        "platform keeps to: one account can then get at most about 7 replies/s. 'lift' turns "
+        "the sandbox's limit off (POST /sandbox/faults) and starts the platform with "
+        f"KOMMO_REQUESTS_PER_SECOND={KOMMO_LIFTED_RATE}, so the platform itself is measured; "
+        "'keep' measures one account as Kommo would throttle it (lift)",
     )
     load.add_argument(
         "--request-timeout", type=float, default=30.0, help="per webhook request, seconds (30)"
@@ -361,6 +373,8 @@ def start_target(args: argparse.Namespace, cleanup: Cleanup) -> Target:
         WORKER_HEALTH_PORT=str(health_port),
         PYTHONUNBUFFERED="1",
     )
+    if args.kommo_limit == "lift":
+        env["KOMMO_REQUESTS_PER_SECOND"] = str(KOMMO_LIFTED_RATE)
     database_url = args.database_url
     if database_url and args.private_database:
         database_url = create_private_database(database_url, cleanup)
@@ -424,6 +438,7 @@ def start_target(args: argparse.Namespace, cleanup: Cleanup) -> Target:
             "LLM": f"fake OpenAI server at {llm_url}, zero delay, fixed reply",
             "LOG_LEVEL": "WARNING",
             "REDIS_URL": env.get("REDIS_URL") or "not set (in-process fallbacks)",
+            "KOMMO_REQUESTS_PER_SECOND": env.get("KOMMO_REQUESTS_PER_SECOND", "7 (default)"),
         },
     )
 
@@ -518,6 +533,16 @@ def webhook_body(message_id: str, lead_id: int, text: str) -> bytes:
     return urllib.parse.urlencode(form).encode()
 
 
+async def set_sandbox_rate_limit(client: httpx.AsyncClient, target: Target, enforce: bool) -> str:
+    """Switch the sandbox's 7 requests/s limit; say what happened (older sandboxes lack it)."""
+    response = await client.post(
+        f"{target.kommo_base_url}/sandbox/faults", json={"rate_limit": enforce}
+    )
+    if response.status_code >= 400:
+        return f"not switchable (POST /sandbox/faults answered {response.status_code})"
+    return "enforced (7 requests/s)" if enforce else "lifted"
+
+
 async def create_leads(client: httpx.AsyncClient, target: Target, count: int) -> list[int]:
     from agent_platform.crm.sandbox.store import DEMO_LEAD_ID
 
@@ -560,20 +585,73 @@ async def send_webhook(client: httpx.AsyncClient, url: str, message: Message, bo
         message.detail = response.text[:300]
 
 
+CONNECTIONS_PER_CLIENT = 10
+# Below uvicorn's 5 s keep-alive timeout: a connection idle that long is closed by the client
+# itself, never reused at the moment the server closes it (which resets the request).
+CLIENT_KEEPALIVE_EXPIRY = 2.0
+
+
+def webhook_clients(
+    concurrency: int, request_timeout: float
+) -> list[tuple[httpx.AsyncClient, int]]:
+    """Several small httpx clients with `concurrency` connections between them, with sizes.
+
+    httpcore's pool does work quadratic in its size for every request (it checks every
+    connection against every other): one pool of 50 cost the load generator half a core.
+    """
+    sizes = [CONNECTIONS_PER_CLIENT] * (concurrency // CONNECTIONS_PER_CLIENT)
+    if concurrency % CONNECTIONS_PER_CLIENT:
+        sizes.append(concurrency % CONNECTIONS_PER_CLIENT)
+    return [
+        (
+            httpx.AsyncClient(
+                limits=httpx.Limits(
+                    max_connections=size,
+                    max_keepalive_connections=size,
+                    keepalive_expiry=CLIENT_KEEPALIVE_EXPIRY,
+                ),
+                timeout=httpx.Timeout(request_timeout),
+            ),
+            size,
+        )
+        for size in sizes
+    ]
+
+
 async def offer_load(
-    client: httpx.AsyncClient,
+    clients: list[tuple[httpx.AsyncClient, int]],
     url: str,
     messages: list[Message],
     bodies: list[bytes],
-    concurrency: int,
-) -> None:
-    """Open loop: each send starts at its scheduled moment (or as soon as a slot is free)."""
-    slots = asyncio.Semaphore(concurrency)
+) -> list[tuple[float, int, int]]:
+    """Open loop: each send starts at its scheduled moment (or as soon as a slot is free).
+
+    Message i goes through client i mod len(clients), with as many slots as that client has
+    connections. Returns samples (time, requests in flight, sends waiting for a slot) every
+    0.25 s, which show whether the offered concurrency was really kept up.
+    """
+    slots = [asyncio.Semaphore(size) for _, size in clients]
+    counts = {"in_flight": 0, "waiting": 0}
 
     async def send(message: Message, body: bytes) -> None:
-        async with slots:
-            await send_webhook(client, url, message, body)
+        shard = message.index % len(clients)
+        counts["waiting"] += 1
+        async with slots[shard]:
+            counts["waiting"] -= 1
+            counts["in_flight"] += 1
+            try:
+                await send_webhook(clients[shard][0], url, message, body)
+            finally:
+                counts["in_flight"] -= 1
 
+    samples: list[tuple[float, int, int]] = []
+
+    async def sample() -> None:
+        while True:
+            samples.append((now(), counts["in_flight"], counts["waiting"]))
+            await asyncio.sleep(0.25)
+
+    sampler = asyncio.create_task(sample())
     tasks = []
     for message, body in zip(messages, bodies, strict=True):
         delay = message.scheduled - now()
@@ -582,6 +660,8 @@ async def offer_load(
         message.dispatched = now()
         tasks.append(asyncio.create_task(send(message, body)))
     await asyncio.gather(*tasks)
+    sampler.cancel()
+    return samples
 
 
 # --------------------------------------------------------------------------- observing notes
@@ -685,8 +765,16 @@ async def database_facts(db: Any) -> dict[str, Any]:
         samples.append((after - before, row["t"] - (before + after) / 2))
     rtt, offset = min(samples)
     backend = (await (await db.execute("SELECT pg_backend_pid() AS p")).fetchone())["p"]
+    cursor = await db.execute(
+        "SELECT name, setting, unit FROM pg_settings WHERE name = ANY(%s)",
+        (["fsync", "synchronous_commit", "shared_buffers", "max_connections", "wal_level"],),
+    )
+    settings = {
+        row["name"]: f"{row['setting']}{row['unit'] or ''}" for row in await cursor.fetchall()
+    }
     return {
         "version": version,
+        "settings": settings,
         "clock_offset_ms": round(offset * 1000, 3),
         "clock_probe_rtt_ms": round(rtt * 1000, 3),
         # The same machine shares one clock: correct only an offset beyond the probe's error.
@@ -716,7 +804,16 @@ SELECT e.payload #>> '{message,message_id}' AS message_id,
        j.attempts AS job_attempts,
        ev.deferred_at, ev.started_at, ev.finished_at, ev.retries
   FROM inbox_events e
-  LEFT JOIN crm_deliveries d ON d.idempotency_key = 'reply-note:' || e.id::text
+  LEFT JOIN (
+        -- The reply's delivery: its idempotency key ends with the inbox event's id (the
+        -- prefix has changed between versions); the one with a CRM id first.
+        SELECT DISTINCT ON (event_id) event_id, sent_at, external_id, attempts
+          FROM (SELECT substring(idempotency_key FROM '([0-9a-f-]{36})$') AS event_id,
+                       sent_at, external_id, attempts
+                  FROM crm_deliveries) keyed
+         WHERE event_id IS NOT NULL
+         ORDER BY event_id, external_id IS NULL, sent_at
+  ) d ON d.event_id = e.id::text
   LEFT JOIN procrastinate_jobs j
          ON j.task_name = %(task)s AND j.args ->> 'inbox_event_id' = e.id::text
   LEFT JOIN LATERAL (
@@ -997,13 +1094,22 @@ async def run_benchmark(args: argparse.Namespace, target: Target) -> dict[str, A
     db = await connect(target.database_url) if target.database_url else None
     facts = await database_facts(db) if db is not None else {}
     offset = facts.get("clock_offset_ms", 0.0) / 1000 if facts.get("clock_offset_applied") else 0.0
-    limits = httpx.Limits(
-        max_connections=args.concurrency, max_keepalive_connections=args.concurrency
-    )
-    timeout = httpx.Timeout(args.request_timeout)
     run_id = secrets.token_hex(4)
     pattern = f"message:bench-{run_id}-m-%"
-    async with httpx.AsyncClient(limits=limits, timeout=timeout) as client:
+    clients = webhook_clients(args.concurrency, args.request_timeout)
+    # The sandbox calls (leads, notes) and the warm-up go through a client of their own.
+    async with (
+        contextlib.AsyncExitStack() as stack,
+        httpx.AsyncClient(
+            timeout=httpx.Timeout(60.0),
+            limits=httpx.Limits(keepalive_expiry=CLIENT_KEEPALIVE_EXPIRY),
+        ) as client,
+    ):
+        for webhook_client, _ in clients:
+            await stack.enter_async_context(webhook_client)
+        target.settings["sandbox_rate_limit"] = await set_sandbox_rate_limit(
+            client, target, enforce=args.kommo_limit == "keep"
+        )
         leads = await create_leads(client, target, args.leads)
         await prewarm(client, target, db, leads, run_id, args.prewarm)
 
@@ -1042,7 +1148,7 @@ async def run_benchmark(args: argparse.Namespace, target: Target) -> dict[str, A
         load_start = now() + 0.05
         for m in messages:
             m.scheduled = load_start + m.index / args.rate
-        await offer_load(client, target.webhook_url, messages, bodies, args.concurrency)
+        concurrency_samples = await offer_load(clients, target.webhook_url, messages, bodies)
         load_end = now()
         cpu_load_end = watch.snapshot()
         accepted = sum(m.accepted for m in messages)
@@ -1075,6 +1181,7 @@ async def run_benchmark(args: argparse.Namespace, target: Target) -> dict[str, A
         after_id=after_id,
         final_notes=final_notes,
         reference=reference,
+        concurrency_samples=concurrency_samples,
         database=facts,
         cpu={
             "idle_second_before_load": CpuWatch.between(before, cpu_start),
@@ -1103,6 +1210,7 @@ def analyse(
     after_id: int,
     final_notes: list[dict[str, Any]],
     reference: dict[str, Any] | None,
+    concurrency_samples: list[tuple[float, int, int]],
     database: dict[str, Any],
     cpu: dict[str, Any],
 ) -> dict[str, Any]:
@@ -1131,6 +1239,7 @@ def analyse(
         "wait_for_free_slot_ms": distribution_ms(m.sent - m.dispatched for m in messages),
         "bench_dispatch_lag_ms": distribution_ms(m.dispatched - m.scheduled for m in messages),
         "error_samples": error_samples[:10],
+        "in_flight_while_sends_waited": _in_flight(concurrency_samples, args.concurrency),
     }
     explanations.append(
         "ack service_time: from the request's start to its response; corrected: from its "
@@ -1161,7 +1270,7 @@ def analyse(
         for m in accepted:
             row = timeline.get(m.message_id)
             note_at = row["note_at"] if row else None
-            if note_at is None or row["note_id"] not in note_ids_in_sandbox:
+            if note_at is None:
                 missing_exact += 1
                 missing_observed += 1
                 continue
@@ -1237,8 +1346,15 @@ def analyse(
         else None,
         "messages_without_note": missing_exact if timeline else missing_observed,
         "new_notes_in_sandbox_on_bench_leads": len(new_notes_on_our_leads),
+        "deliveries_marked_sent": sum(1 for row in timeline.values() if row["note_at"]),
+        "deliveries_with_note_id": len(delivered_ids),
         "delivered_note_ids_found_in_sandbox": len(delivered_ids & note_ids_in_sandbox),
     }
+    if len(delivered_ids - note_ids_in_sandbox):
+        explanations.append(
+            f"{len(delivered_ids - note_ids_in_sandbox)} deliveries name a note id the sandbox "
+            "does not have: the reply went elsewhere (another sandbox, or another channel)."
+        )
     if timeline and len(new_notes_on_our_leads) > len(delivered_ids):
         explanations.append(
             f"{len(new_notes_on_our_leads) - len(delivered_ids)} more notes than deliveries on "
@@ -1399,6 +1515,10 @@ def analyse(
             "noop_batch": args.noop_batch,
             "worker_concurrency": args.worker_concurrency,
             "request_timeout_s": args.request_timeout,
+            "kommo_limit": args.kommo_limit,
+            "http_clients": math.ceil(args.concurrency / CONNECTIONS_PER_CLIENT),
+            "connections_per_client": CONNECTIONS_PER_CLIENT,
+            "client_keepalive_expiry_s": CLIENT_KEEPALIVE_EXPIRY,
         },
         "target": {
             "instance": "started by the benchmark" if target.started else "attached (--demo-json)",
@@ -1420,6 +1540,21 @@ def analyse(
         "timeline_per_second": timeline_per_second,
         "database": {k: v for k, v in database.items() if k != "backend_pid"},
         "explanations": explanations,
+    }
+
+
+def _in_flight(samples: list[tuple[float, int, int]], limit: int) -> dict[str, Any]:
+    """Requests in flight, sampled while other sends waited for a slot: should be the limit."""
+    backlogged = sorted(in_flight for _, in_flight, waiting in samples if waiting > 0)
+    if not backlogged:
+        return {"samples": 0}
+    return {
+        "samples": len(backlogged),
+        "min": backlogged[0],
+        "p50": percentile(backlogged, 50),
+        "share_of_samples_below_limit": round(
+            sum(1 for n in backlogged if n < limit) / len(backlogged), 3
+        ),
     }
 
 

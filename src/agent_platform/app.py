@@ -9,6 +9,7 @@ from fastapi import FastAPI
 
 from agent_platform import __version__
 from agent_platform.config import Settings
+from agent_platform.crm.kommo.connection_endpoints import router as kommo_connections_router
 from agent_platform.crm.kommo.endpoints import router as kommo_router
 from agent_platform.kit.errors import install_error_handlers
 from agent_platform.ops.endpoints import router as ops_router
@@ -40,5 +41,7 @@ def create_app(settings: Settings, database_url: str, services: Services | None 
     install_error_handlers(app)
     app.add_middleware(RequestContextMiddleware)
     app.include_router(ops_router)
+    # Before the webhook router: its /webhooks/kommo/{token} would take /webhooks/kommo/uninstall.
+    app.include_router(kommo_connections_router)
     app.include_router(kommo_router)
     return app

@@ -70,6 +70,15 @@ class Settings(BaseSettings):
     kommo_client_id: str | None = None
     kommo_client_secret: SecretStr | None = None
     kommo_redirect_uri: str | None = None
+    # The page where an admin grants access; amoCRM accounts use https://www.amocrm.ru/oauth.
+    kommo_oauth_url: str = "https://www.kommo.com/oauth"
+    # A Kommo sandbox trusted like a Kommo domain (development and tests): OAuth callbacks
+    # naming it as referer exchange their code there, over plain HTTP if its URL says so.
+    kommo_sandbox_url: str | None = None
+    # Kommo allows 7 requests per second per account; all processes share this budget.
+    kommo_requests_per_second: int = Field(default=7, ge=1, le=50)
+    # Access tokens are refreshed this long before they expire, not after a 401.
+    kommo_token_refresh_margin_seconds: int = Field(default=300, ge=0)
 
     @field_validator("log_level")
     @classmethod

@@ -16,7 +16,12 @@ from agent_platform.agent.llm import create_llm_client
 from agent_platform.config import Settings
 from agent_platform.db.session import create_engine, create_session_factory
 from agent_platform.kit.crypto import SecretBox
+from agent_platform.kit.rate_limit import RateLimiter, create_rate_limiter
 from agent_platform.queue.app import create_queue_app
+
+# Kommo's second, and a little for clocks that tick in milliseconds (kit.rate_limit counts a
+# request until a period after its answer, so network delays need no margin here).
+KOMMO_RATE_WINDOW_SECONDS = 1.05
 
 
 @dataclass(frozen=True)
@@ -29,6 +34,8 @@ class Services:
     secrets: SecretBox
     redis: Redis | None
     llm: AsyncOpenAI | None
+    # Shared by every process through Redis when REDIS_URL is set (kit.rate_limit).
+    kommo_rate_limiter: RateLimiter
 
 
 @asynccontextmanager
@@ -49,6 +56,9 @@ async def open_services(settings: Settings, database_url: str) -> AsyncIterator[
                 secrets=secret_box(settings),
                 redis=redis,
                 llm=llm,
+                kommo_rate_limiter=create_rate_limiter(
+                    redis, settings.kommo_requests_per_second, KOMMO_RATE_WINDOW_SECONDS
+                ),
             )
     finally:
         await http.aclose()

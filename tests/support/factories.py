@@ -6,6 +6,8 @@ import secrets
 import uuid
 from dataclasses import dataclass
 
+from sqlalchemy import update
+
 from agent_platform.agent.models import Agent
 from agent_platform.crm.models import CrmConnection
 from agent_platform.db.session import transaction
@@ -62,6 +64,29 @@ def message_form(
         "message[add][0][element_type]": "2",
         "message[add][0][element_id]": str(lead_id),
         "message[add][0][type]": direction,
+        "message[add][0][author][id]": CUSTOMER_CHAT_ID,
+        "message[add][0][author][name]": "Ann",
         "account[id]": "30000001",
         "account[subdomain]": "sandbox",
     }
+
+
+# The customer's id in the Chats API, as `message_form` names the author.
+CUSTOMER_CHAT_ID = "0d5c2b9a-aaaa-4bbb-8ccc-ddddeeeeffff"
+
+
+async def use_reply_channel(
+    services: Services, connection_id: uuid.UUID, channel: str, **settings: str
+) -> None:
+    """Switch a connection's reply channel; `settings` are its chats_* columns (plain text;
+    `chats_secret` is stored encrypted as chats_secret_encrypted)."""
+    values: dict[str, str] = {"reply_channel": channel}
+    for name, value in settings.items():
+        if name == "chats_secret":
+            values["chats_secret_encrypted"] = services.secrets.encrypt(value)
+        else:
+            values[name] = value
+    async with transaction(services.sessions) as session:
+        await session.execute(
+            update(CrmConnection).where(CrmConnection.id == connection_id).values(**values)
+        )

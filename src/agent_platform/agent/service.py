@@ -1,9 +1,10 @@
-"""Answering a customer's message: from the inbox event to a note in Kommo, exactly once.
+"""Answering a customer's message: from the inbox event to a reply in Kommo, exactly once.
 
 The work is split in short transactions with the outside calls (LLM, Kommo) between them:
-1. record the customer's message and read what the agent needs;
+1. record the customer's message, read what the agent needs and choose the reply's way
+   (a note, a chat message or the Salesbot's continue: crm.kommo.delivery);
 2. generate the reply, unless an earlier attempt already stored one;
-3. store the reply and its delivery (idempotency key) before sending;
+3. store the reply and its delivery (idempotency key, exact request) before sending;
 4. send, after checking Kommo when an earlier attempt may already have sent it;
 5. mark the delivery sent, the event handled, and log the activity.
 """
@@ -12,7 +13,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from typing import cast
+from typing import Any
 
 import structlog
 
@@ -24,7 +25,16 @@ from agent_platform.agent.runtime.prompt import Turn, build_messages, offline_re
 from agent_platform.conversation import repository as conversations
 from agent_platform.conversation.models import Message
 from agent_platform.crm import repository as crm
-from agent_platform.crm.kommo.client import EntityType, KommoClient
+from agent_platform.crm.kommo.delivery import (
+    ReplyConnection,
+    ReplyRoute,
+    SalesbotContinuation,
+    SentReply,
+    reply_sender,
+    route_reply,
+)
+from agent_platform.crm.kommo.session import call_kommo_with
+from agent_platform.crm.kommo.tokens import KommoAccess
 from agent_platform.crm.kommo.webhooks import IncomingMessage
 from agent_platform.crm.models import ConnectionStatus, CrmDelivery, DeliveryStatus, InboxStatus
 from agent_platform.db.session import transaction
@@ -37,8 +47,8 @@ log = structlog.get_logger("agent.reply")
 class ReplyContext:
     organization_id: uuid.UUID
     connection_id: uuid.UUID
-    base_url: str
-    access_token_encrypted: str | None
+    connection: ReplyConnection
+    route: ReplyRoute
     conversation_id: uuid.UUID
     message: IncomingMessage
     agent: Agent
@@ -46,7 +56,7 @@ class ReplyContext:
 
 
 def reply_key(inbox_event_id: uuid.UUID) -> str:
-    return f"reply-note:{inbox_event_id}"
+    return f"reply:{inbox_event_id}"
 
 
 async def answer_inbox_event(services: Services, inbox_event_id: uuid.UUID) -> None:
@@ -62,9 +72,9 @@ async def answer_inbox_event(services: Services, inbox_event_id: uuid.UUID) -> N
     if delivery is None:
         delivery = await _generate_and_store_reply(services, inbox_event_id, context)
     if delivery.status != DeliveryStatus.SENT.value:
-        note_id = await _send(services, context, delivery)
+        sent = await _send(services, context, delivery)
         async with transaction(services.sessions) as session:
-            await crm.mark_delivery_sent(session, delivery.id, note_id)
+            await crm.mark_delivery_sent(session, delivery.id, sent.external_id, sent.external_ref)
     async with transaction(services.sessions) as session:
         await crm.finish_inbox_event(session, inbox_event_id, InboxStatus.HANDLED)
         await record_activity(
@@ -78,9 +88,10 @@ async def answer_inbox_event(services: Services, inbox_event_id: uuid.UUID) -> N
             details={
                 "conversation_id": str(context.conversation_id),
                 "delivery": delivery.idempotency_key,
+                "channel": delivery.kind,
             },
         )
-    log.info("reply_sent", delivery=delivery.idempotency_key)
+    log.info("reply_sent", delivery=delivery.idempotency_key, channel=delivery.kind)
 
 
 async def _record_customer_message(
@@ -106,6 +117,11 @@ async def _record_customer_message(
             await crm.finish_inbox_event(session, event.id, InboxStatus.IGNORED, "no active agent")
             return None
         message = IncomingMessage(**event.payload["message"])
+        reply_connection = ReplyConnection.of(connection)
+        # Before any work: a reply with no way to the customer fails the event now, saying why.
+        route = route_reply(
+            reply_connection, message, _continuation(event.payload), bot_name=agent.name
+        )
         conversation = await conversations.conversation_for(session, connection, message)
         if await conversations.user_message_for_event(session, event.id) is None:
             await conversations.add_message(
@@ -126,8 +142,8 @@ async def _record_customer_message(
         return ReplyContext(
             organization_id=connection.organization_id,
             connection_id=connection.id,
-            base_url=connection.base_url,
-            access_token_encrypted=connection.access_token_encrypted,
+            connection=reply_connection,
+            route=route,
             conversation_id=conversation.id,
             message=message,
             agent=agent,
@@ -190,30 +206,42 @@ async def _generate_and_store_reply(
                 organization_id=context.organization_id,
                 connection_id=context.connection_id,
                 idempotency_key=reply_key(inbox_event_id),
-                kind="note",
-                entity_type=context.message.entity_type,
-                entity_id=context.message.entity_id,
-                payload={"text": text},
+                kind=context.route.channel.value,
+                entity_type=context.route.entity_type,
+                entity_id=context.route.entity_id,
+                payload=context.route.plan(text, msgid=f"agent-platform-{inbox_event_id}"),
                 status=DeliveryStatus.PENDING.value,
             ),
         )
 
 
-async def _send(services: Services, context: ReplyContext, delivery: CrmDelivery) -> int | None:
-    if context.access_token_encrypted is None:
-        raise RuntimeError("the connection has no access token")
-    client = KommoClient(
-        context.base_url, services.secrets.decrypt(context.access_token_encrypted), services.http
+async def _send(services: Services, context: ReplyContext, delivery: CrmDelivery) -> SentReply:
+    # A token valid now, the account's rate limit, one refresh and retry on a 401.
+    return await call_kommo_with(
+        services,
+        context.connection_id,
+        lambda kommo: _send_with(services, context, delivery, kommo),
     )
-    text = delivery.payload["text"]
-    # Deliveries are only created from webhook messages, whose entity is a lead or a contact.
-    entity_type = cast(EntityType, delivery.entity_type)
-    if delivery.attempts > 0:
+
+
+async def _send_with(
+    services: Services, context: ReplyContext, delivery: CrmDelivery, kommo: KommoAccess
+) -> SentReply:
+    sender = reply_sender(delivery.kind, context.connection, services.http, services.secrets, kommo)
+    may_have_been_sent = delivery.attempts > 0
+    if may_have_been_sent:
         # An earlier attempt may have reached Kommo before its worker died: look before sending.
-        for note in await client.list_notes(entity_type, delivery.entity_id):
-            if note.text == text:
-                log.info("reply_already_delivered", note_id=note.id)
-                return note.id
+        found = await sender.find_sent(delivery)
+        if found is not None:
+            return found
     async with transaction(services.sessions) as session:
         await crm.count_delivery_attempt(session, delivery.id)
-    return await client.add_note(entity_type, delivery.entity_id, text)
+    return await sender.send(delivery, may_have_been_sent=may_have_been_sent)
+
+
+def _continuation(payload: dict[str, Any]) -> SalesbotContinuation | None:
+    """The Salesbot waiting for this answer, when the event is its widget_request."""
+    salesbot = payload.get("salesbot")
+    if not isinstance(salesbot, dict):
+        return None
+    return SalesbotContinuation(bot_id=salesbot["bot_id"], continue_id=salesbot["continue_id"])

@@ -18,6 +18,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     func,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 from sqlalchemy.orm import Mapped, mapped_column
@@ -27,16 +28,40 @@ from agent_platform.db.base import Base, IdMixin, TenantMixin, TimestampMixin
 
 class ConnectionStatus(StrEnum):
     ACTIVE = "active"
+    # Kommo refused our tokens for good (revoked, refresh token used up): an admin must connect
+    # the account again; until then nothing calls Kommo for it.
     NEEDS_REAUTH = "needs_reauth"
+    # The integration was uninstalled in Kommo (or switched off here).
     DISABLED = "disabled"
+    # Kommo answered 403: the account or our integration is blocked there.
+    BLOCKED = "blocked"
+
+
+class ReplyChannel(StrEnum):
+    """How the agent's reply reaches the customer (see crm.kommo.delivery)."""
+
+    NOTE = "note"  # a note on the lead: a draft a manager sends (or not)
+    CHATS = "chats"  # a message in the chat, through our Chats API (amojo) channel
+    SALESBOT = "salesbot"  # the answer to a Salesbot widget_request, shown by the bot
 
 
 class CrmConnection(IdMixin, TenantMixin, TimestampMixin, Base):
-    """A Kommo account we act in. Tokens are stored encrypted (see kit.crypto)."""
+    """A Kommo account we act in. Tokens and secrets are stored encrypted (see kit.crypto)."""
 
     __tablename__ = "crm_connections"
     __table_args__ = (
-        CheckConstraint("status IN ('active', 'needs_reauth', 'disabled')", name="status"),
+        CheckConstraint(
+            "status IN ('active', 'needs_reauth', 'disabled', 'blocked')", name="status"
+        ),
+        CheckConstraint("reply_channel IN ('note', 'chats', 'salesbot')", name="reply_channel"),
+        # Connecting an account again updates its connection instead of adding a second one.
+        Index(
+            "uq_crm_connections_organization_account",
+            "organization_id",
+            "account_id",
+            unique=True,
+            postgresql_where=text("account_id IS NOT NULL"),
+        ),
     )
 
     provider: Mapped[str] = mapped_column(String(32), default="kommo", server_default="kommo")
@@ -51,11 +76,28 @@ class CrmConnection(IdMixin, TenantMixin, TimestampMixin, Base):
         UUID(as_uuid=True), ForeignKey("agents.id", ondelete="SET NULL"), index=True
     )
     status: Mapped[str] = mapped_column(String(16), default=ConnectionStatus.ACTIVE.value)
+    # Why the status is not `active` (Kommo's words where it gave some), and since when.
+    status_reason: Mapped[str | None] = mapped_column(Text)
+    status_changed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    reply_channel: Mapped[str] = mapped_column(
+        String(16), default=ReplyChannel.NOTE.value, server_default=ReplyChannel.NOTE.value
+    )
+    # The Chats API channel, for reply_channel "chats": the scope the account's channel was
+    # connected under, the channel's secret (signs every request) and the id of the
+    # channel's bot, which is the sender of our replies. The API's address defaults by
+    # domain (amojo.kommo.com, or amojo.amocrm.ru for amoCRM accounts).
+    chats_scope_id: Mapped[str | None] = mapped_column(String(255))
+    chats_secret_encrypted: Mapped[str | None] = mapped_column(Text)
+    chats_bot_id: Mapped[str | None] = mapped_column(String(255))
+    chats_api_url: Mapped[str | None] = mapped_column(String(500))
 
 
 class InboxStatus(StrEnum):
-    PENDING = "pending"
+    PENDING = "pending"  # a job is deferred to act on it
     HANDLED = "handled"
+    # Kept, not acted on: every event no job answers. For now that is all but customers'
+    # messages: lead, contact, task, talk and unsorted changes wait for the automation
+    # engine, managers' messages for the human-takeover rules; unknown events stay here.
     IGNORED = "ignored"
     FAILED = "failed"
 
@@ -111,6 +153,8 @@ class CrmDelivery(IdMixin, TenantMixin, TimestampMixin, Base):
     status: Mapped[str] = mapped_column(String(16), default=DeliveryStatus.PENDING.value)
     attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     external_id: Mapped[int | None] = mapped_column(BigInteger)
+    # Kommo's id of what was sent when it is not a number (a Chats API message id).
+    external_ref: Mapped[str | None] = mapped_column(String(255))
     sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 

@@ -3,19 +3,23 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from agent_platform.crm.models import (
+    ConnectionStatus,
     CrmConnection,
     CrmDelivery,
     DeliveryStatus,
     InboxEvent,
     InboxStatus,
+    ReplyChannel,
 )
 
 
@@ -23,13 +27,14 @@ from agent_platform.crm.models import (
 class WebhookTarget:
     connection_id: uuid.UUID
     organization_id: uuid.UUID
+    reply_channel: str = ReplyChannel.NOTE.value
 
 
 # The webhook path runs for every message Kommo sends, so its two statements are Core
 # statements on the session's connection: no ORM identity map or unit of work to pay for.
-_WEBHOOK_TARGET = select(CrmConnection.id, CrmConnection.organization_id).where(
-    CrmConnection.webhook_token == bindparam("token")
-)
+_WEBHOOK_TARGET = select(
+    CrmConnection.id, CrmConnection.organization_id, CrmConnection.reply_channel
+).where(CrmConnection.webhook_token == bindparam("token"))
 _INSERT_INBOX_EVENT = (
     insert(InboxEvent)
     .on_conflict_do_nothing(constraint="uq_inbox_events_source_dedupe_key")
@@ -41,7 +46,9 @@ async def webhook_target(session: AsyncSession, token: str) -> WebhookTarget | N
     # Looked up before the organization is known: the token itself is what identifies it.
     connection = await session.connection()
     row = (await connection.execute(_WEBHOOK_TARGET, {"token": token})).first()
-    return WebhookTarget(connection_id=row.id, organization_id=row.organization_id) if row else None
+    if row is None:
+        return None
+    return WebhookTarget(row.id, row.organization_id, row.reply_channel)
 
 
 async def get_connection(session: AsyncSession, connection_id: uuid.UUID) -> CrmConnection | None:
@@ -56,6 +63,7 @@ async def insert_inbox_event_if_new(
     dedupe_key: str,
     payload: dict[str, Any],
     request_id: str | None,
+    status: InboxStatus = InboxStatus.PENDING,
 ) -> uuid.UUID | None:
     """The new event's id, or None when an event with this key was received before."""
     connection = await session.connection()
@@ -69,10 +77,51 @@ async def insert_inbox_event_if_new(
             "dedupe_key": dedupe_key,
             "payload": payload,
             "request_id": request_id,
-            "status": InboxStatus.PENDING.value,
+            "status": status.value,
         },
     )
     return result.scalar_one_or_none()
+
+
+@dataclass(frozen=True)
+class NewInboxEvent:
+    dedupe_key: str
+    payload: dict[str, Any]
+    status: InboxStatus
+
+
+async def insert_inbox_events(
+    session: AsyncSession,
+    *,
+    target: WebhookTarget,
+    source: str,
+    events: Sequence[NewInboxEvent],
+    request_id: str | None,
+) -> dict[str, uuid.UUID]:
+    """Store, in one statement, the events not received before; their ids by dedupe key."""
+    if not events:
+        return {}
+    rows = [
+        {
+            "id": uuid.uuid4(),
+            "organization_id": target.organization_id,
+            "connection_id": target.connection_id,
+            "source": source,
+            "dedupe_key": event.dedupe_key,
+            "payload": event.payload,
+            "request_id": request_id,
+            "status": event.status.value,
+        }
+        for event in events
+    ]
+    statement = (
+        insert(InboxEvent)
+        .values(rows)
+        .on_conflict_do_nothing(constraint="uq_inbox_events_source_dedupe_key")
+        .returning(InboxEvent.id, InboxEvent.dedupe_key)
+    )
+    connection = await session.connection()
+    return {row.dedupe_key: row.id for row in await connection.execute(statement)}
 
 
 async def get_inbox_event(session: AsyncSession, event_id: uuid.UUID) -> InboxEvent | None:
@@ -109,10 +158,119 @@ async def count_delivery_attempt(session: AsyncSession, delivery_id: uuid.UUID) 
 
 
 async def mark_delivery_sent(
-    session: AsyncSession, delivery_id: uuid.UUID, external_id: int | None
+    session: AsyncSession,
+    delivery_id: uuid.UUID,
+    external_id: int | None,
+    external_ref: str | None = None,
 ) -> None:
     await session.execute(
         update(CrmDelivery)
         .where(CrmDelivery.id == delivery_id)
-        .values(status=DeliveryStatus.SENT.value, external_id=external_id, sent_at=func.now())
+        .values(
+            status=DeliveryStatus.SENT.value,
+            external_id=external_id,
+            external_ref=external_ref,
+            sent_at=func.now(),
+        )
     )
+
+
+# --- connections: tokens and status --------------------------------------------------------
+
+
+async def connections_of(session: AsyncSession, organization_id: uuid.UUID) -> list[CrmConnection]:
+    result = await session.scalars(
+        select(CrmConnection)
+        .where(CrmConnection.organization_id == organization_id)
+        .order_by(CrmConnection.created_at, CrmConnection.id)
+    )
+    return list(result)
+
+
+async def connection_for_account(
+    session: AsyncSession, organization_id: uuid.UUID, account_id: int
+) -> CrmConnection | None:
+    result = await session.scalars(
+        select(CrmConnection).where(
+            CrmConnection.organization_id == organization_id,
+            CrmConnection.account_id == account_id,
+        )
+    )
+    return result.one_or_none()
+
+
+async def add_connection(session: AsyncSession, connection: CrmConnection) -> CrmConnection:
+    session.add(connection)
+    await session.flush()
+    return connection
+
+
+async def store_tokens(
+    session: AsyncSession,
+    connection_id: uuid.UUID,
+    *,
+    access_token_encrypted: str,
+    refresh_token_encrypted: str | None,
+    expires_at: datetime | None,
+) -> None:
+    await session.execute(
+        update(CrmConnection)
+        .where(CrmConnection.id == connection_id)
+        .values(
+            access_token_encrypted=access_token_encrypted,
+            refresh_token_encrypted=refresh_token_encrypted,
+            token_expires_at=expires_at,
+        )
+    )
+
+
+async def set_connection_status(
+    session: AsyncSession,
+    connection_id: uuid.UUID,
+    status: ConnectionStatus,
+    reason: str | None,
+    *,
+    only_if: ConnectionStatus | None = None,
+) -> bool:
+    """Change the status (and say why); with `only_if`, only from that status. True if changed."""
+    statement = (
+        update(CrmConnection)
+        .where(CrmConnection.id == connection_id)
+        .values(status=status.value, status_reason=reason, status_changed_at=func.now())
+    )
+    if only_if is not None:
+        statement = statement.where(CrmConnection.status == only_if.value)
+    result = await session.execute(statement)
+    return bool(getattr(result, "rowcount", 0))
+
+
+async def disable_oauth_connections_of_account(
+    session: AsyncSession, account_id: int, reason: str
+) -> int:
+    """Every OAuth connection to Kommo account `account_id`, in any organization: off, tokens
+    gone. Long-lived tokens belong to the account's private integrations, not ours: kept."""
+    result = await session.execute(
+        update(CrmConnection)
+        .where(
+            CrmConnection.account_id == account_id,
+            CrmConnection.refresh_token_encrypted.is_not(None),
+        )
+        .values(
+            status=ConnectionStatus.DISABLED.value,
+            status_reason=reason,
+            status_changed_at=func.now(),
+            access_token_encrypted=None,
+            refresh_token_encrypted=None,
+            token_expires_at=None,
+        )
+    )
+    return int(getattr(result, "rowcount", 0))
+
+
+async def connections_by_status(engine: AsyncEngine) -> dict[str, int]:
+    """How many connections each status has, across organizations (for /metrics)."""
+    async with engine.connect() as connection:
+        rows = await connection.execute(
+            select(CrmConnection.status, func.count()).group_by(CrmConnection.status)
+        )
+        return {str(status): int(count) for status, count in rows}

@@ -24,6 +24,8 @@ from prometheus_client.registry import Collector
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.pool import QueuePool
 
+from agent_platform.crm.models import ConnectionStatus
+from agent_platform.crm.repository import connections_by_status
 from agent_platform.queue.stats import queue_figures
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -85,6 +87,21 @@ async def _queue_families(engine: AsyncEngine, queues: Sequence[str]) -> list[Me
     return [jobs, oldest]
 
 
+async def _connection_families(engine: AsyncEngine) -> list[Metric]:
+    by_status = await connections_by_status(engine)
+    needing_reauth = GaugeMetricFamily(
+        "kommo_connections_needing_reauth",
+        "Kommo connections whose tokens Kommo refused: an admin must connect them again.",
+    )
+    needing_reauth.add_metric([], by_status.get(ConnectionStatus.NEEDS_REAUTH.value, 0))
+    connections = GaugeMetricFamily(
+        "kommo_connections", "Kommo connections by status.", labels=["status"]
+    )
+    for status in ConnectionStatus:
+        connections.add_metric([status.value], by_status.get(status.value, 0))
+    return [needing_reauth, connections]
+
+
 def _pool_families(engine: AsyncEngine) -> list[Metric]:
     pool = engine.pool
     family = GaugeMetricFamily(
@@ -113,5 +130,7 @@ async def render_metrics(engine: AsyncEngine, queues: Sequence[str]) -> bytes:
     # With the database away the queue figures are left out: /api/health reports that.
     with contextlib.suppress(Exception):
         families += await _queue_families(engine, queues)
+    with contextlib.suppress(Exception):
+        families += await _connection_families(engine)
     snapshot.register(_Snapshot(families))
     return generate_latest(process_registry()) + generate_latest(snapshot)

@@ -1,0 +1,60 @@
+"""Who is calling the REST API: an API key (`Authorization: Bearer ap_…` or `X-API-Key`)."""
+
+from __future__ import annotations
+
+import hmac
+import uuid
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Request
+from sqlalchemy import func, select, update
+
+from agent_platform.db.session import transaction
+from agent_platform.kit.errors import AppError
+from agent_platform.organization.credentials import API_KEY_PREFIX, hash_api_key
+from agent_platform.organization.models import ApiKey
+from agent_platform.services import Services
+
+
+class UnauthorizedError(AppError):
+    status_code = 401
+    code = "unauthorized"
+
+
+@dataclass(frozen=True)
+class Principal:
+    organization_id: uuid.UUID
+    api_key_id: uuid.UUID
+    scopes: frozenset[str]
+
+
+def _presented_key(request: Request) -> str | None:
+    header = request.headers.get("authorization", "")
+    if header.lower().startswith("bearer "):
+        return header[7:].strip()
+    return request.headers.get("x-api-key")
+
+
+async def api_key_principal(request: Request) -> Principal:
+    presented = _presented_key(request)
+    parts = presented.split("_", 2) if presented else []
+    if len(parts) != 3 or parts[0] != API_KEY_PREFIX:
+        raise UnauthorizedError("An API key is required (Authorization: Bearer ap_…).")
+    services: Services = request.app.state.services
+    async with transaction(services.sessions) as session:
+        key = await session.scalar(
+            select(ApiKey).where(ApiKey.prefix == parts[1], ApiKey.revoked_at.is_(None))
+        )
+        # Compared in constant time, and the same answer for an unknown or a wrong key.
+        if key is None or not hmac.compare_digest(key.key_hash, hash_api_key(presented or "")):
+            raise UnauthorizedError("The API key is not valid or has been revoked.")
+        await session.execute(
+            update(ApiKey).where(ApiKey.id == key.id).values(last_used_at=func.now())
+        )
+    return Principal(
+        organization_id=key.organization_id, api_key_id=key.id, scopes=frozenset(key.scopes)
+    )
+
+
+CurrentPrincipal = Annotated[Principal, Depends(api_key_principal)]
