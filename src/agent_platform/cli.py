@@ -12,7 +12,7 @@ from pydantic import ValidationError
 from agent_platform.config import Settings, WeakSecretError, ensure_secrets
 from agent_platform.db.embedded import EmbeddedPostgresError
 from agent_platform.kit.event_loop import run_event_loop
-from agent_platform.kit.failures import PlatformPartFailedError
+from agent_platform.kit.failures import PlatformPartFailedError, StartupRefusedError
 from agent_platform.ops.logging import configure_logging
 
 app = typer.Typer(
@@ -54,6 +54,9 @@ def _run(coroutine: Coroutine[Any, Any, None]) -> None:
         run_event_loop(coroutine)
     except EmbeddedPostgresError as exc:
         typer.echo(f"Database error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    except StartupRefusedError as exc:
+        typer.echo(f"Cannot start: {exc}", err=True)
         raise typer.Exit(2) from None
     except PlatformPartFailedError as exc:
         typer.echo(f"Stopped: {exc}", err=True)

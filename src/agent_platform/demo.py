@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from agent_platform.agent.models import Agent
 from agent_platform.crm.models import CrmConnection
 from agent_platform.db.session import transaction
+from agent_platform.kit.failures import StartupRefusedError
 from agent_platform.organization.credentials import hash_password, new_api_key
 from agent_platform.organization.models import ApiKey, Membership, Organization, Role, User
 from agent_platform.services import Services
@@ -79,9 +80,13 @@ async def seed_demo(
                 webhook_url=_webhook_url(api_url, previous.webhook_url.rsplit("/", 1)[-1]),
             )
         else:
-            if organization is not None:  # a demo whose credentials file was removed: start over
-                await session.delete(organization)
-                await session.flush()
+            if organization is not None:
+                # Likely another instance's demo on a shared database: deleting it would break
+                # that instance (its webhooks would 404), so refuse instead.
+                raise StartupRefusedError(
+                    f"this database already holds a demo organization, but {path} does not "
+                    "exist; use the DATA_DIR that created it or another database"
+                )
             info = await _create_demo(
                 services, session, api_url, kommo_base_url, kommo_access_token
             )

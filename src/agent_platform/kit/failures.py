@@ -3,3 +3,7 @@
 
 class PlatformPartFailedError(RuntimeError):
     """A part of the platform (api, worker, sandbox) stopped without being asked to."""
+
+
+class StartupRefusedError(RuntimeError):
+    """Starting would harm data or another instance; the message says what to do instead."""
