@@ -212,3 +212,34 @@ async def test_retry_sends_the_note_an_earlier_attempt_did_not(
     ]
     assert query(settings, "SELECT status FROM inbox_events") == [("handled",)]
     assert chat_requests(fake_llm_url) == []
+
+
+async def test_an_older_note_with_the_same_words_is_not_taken_for_this_reply(
+    services: Services,
+    settings: Settings,
+    connected: ConnectedAgent,
+    sandbox: tuple[str, str],
+) -> None:
+    sandbox_url, token = sandbox
+    text = "Thank you!"
+    # Yesterday's identical reply is on the lead already...
+    async with httpx.AsyncClient() as client:
+        created = await client.post(
+            f"{sandbox_url}/api/v4/leads/notes",
+            json=[{"entity_id": DEMO_LEAD_ID, "note_type": "common", "params": {"text": text}}],
+            headers={"Authorization": f"Bearer {token}"},
+        )
+    created.raise_for_status()
+    older_note_id = created.json()["_embedded"]["notes"][0]["id"]
+    # ...and today's reply was planned later, then its first attempt died before answering.
+    event_id = await _pending_delivery(services, connected, text=text, attempts=1)
+    with psycopg.connect(libpq_url(settings.database_url or "")) as connection:
+        connection.execute("UPDATE crm_deliveries SET created_at = now() + interval '1 hour'")
+
+    await answer_inbox_event(services, event_id)
+
+    notes = [note for note in sandbox_notes(sandbox_url) if note["params"]["text"] == text]
+    assert len(notes) == 2
+    [(status, external_id)] = query(settings, "SELECT status, external_id FROM crm_deliveries")
+    assert status == "sent"
+    assert external_id != older_note_id

@@ -12,6 +12,9 @@ from agent_platform.crm.models import CrmDelivery
 
 log = structlog.get_logger("kommo.delivery.notes")
 
+# Kommo stamps notes with its clock, the delivery row has ours: allow them to differ a little.
+CLOCK_SKEW_SECONDS = 5
+
 
 class NoteSender:
     def __init__(self, client: KommoClient) -> None:
@@ -22,9 +25,11 @@ class NoteSender:
 
     async def find_sent(self, delivery: CrmDelivery) -> SentReply | None:
         # Notes carry no idempotency key of ours, but Kommo lists them: the same text on the
-        # same entity among its newest notes is the earlier attempt's note.
+        # same entity, created after this delivery was planned, is the earlier attempt's note.
+        # An older note with the same words (a repeated "Thank you!") is a different reply.
+        planned_at = int(delivery.created_at.timestamp()) - CLOCK_SKEW_SECONDS
         for note in await self._client.list_notes(_entity_type(delivery), delivery.entity_id):
-            if note.text == delivery.payload["text"]:
+            if note.text == delivery.payload["text"] and note.created_at >= planned_at:
                 log.info("reply_already_delivered", note_id=note.id)
                 return SentReply(external_id=note.id)
         return None
