@@ -71,11 +71,14 @@ async def answer_inbox_event(services: Services, inbox_event_id: uuid.UUID) -> N
     delivery = await _stored_delivery(services, inbox_event_id)
     if delivery is None:
         delivery = await _generate_and_store_reply(services, inbox_event_id, context)
+    sent: SentReply | None = None
     if delivery.status != DeliveryStatus.SENT.value:
         sent = await _send(services, context, delivery)
-        async with transaction(services.sessions) as session:
-            await crm.mark_delivery_sent(session, delivery.id, sent.external_id, sent.external_ref)
+    # One transaction: a crash before it commits leaves the delivery pending, and the retry
+    # reconciles with Kommo before sending again.
     async with transaction(services.sessions) as session:
+        if sent is not None:
+            await crm.mark_delivery_sent(session, delivery.id, sent.external_id, sent.external_ref)
         await crm.finish_inbox_event(session, inbox_event_id, InboxStatus.HANDLED)
         await record_activity(
             session,
