@@ -12,6 +12,13 @@ from alembic import op
 from procrastinate.schema import SchemaManager
 from sqlalchemy.dialects import postgresql
 
+from agent_platform.db.migrations.tenancy import (
+    keep_updated_at,
+    protect_tenant_table,
+    unprotect_tenant_table,
+)
+from agent_platform.db.session import TENANT_ROLE
+
 revision: str = "0001"
 down_revision: str | None = None
 branch_labels: str | Sequence[str] | None = None
@@ -677,7 +684,6 @@ def _drop_tables() -> None:
     op.drop_table("organizations")
 
 
-TENANT_ROLE = "agent_platform_tenant"
 TENANT_TABLES = (
     "memberships",
     "api_keys",
@@ -705,10 +711,7 @@ def _create_updated_at_triggers() -> None:
         """
     )
     for table in TIMESTAMPED_TABLES:
-        op.execute(
-            f"CREATE TRIGGER {table}_set_updated_at BEFORE UPDATE ON {table} "
-            "FOR EACH ROW EXECUTE FUNCTION set_updated_at()"
-        )
+        keep_updated_at(table)
 
 
 def _create_row_level_security() -> None:
@@ -729,14 +732,7 @@ def _create_row_level_security() -> None:
     op.execute(f"GRANT USAGE ON SCHEMA public TO {TENANT_ROLE}")
     op.execute(f"GRANT SELECT ON organizations, users TO {TENANT_ROLE}")
     for table in TENANT_TABLES:
-        op.execute(f"GRANT SELECT, INSERT, UPDATE, DELETE ON {table} TO {TENANT_ROLE}")
-        op.execute(f"ALTER TABLE {table} ENABLE ROW LEVEL SECURITY")
-        # missing_ok=true: with no organization set, current_setting is NULL and no row matches.
-        op.execute(
-            f"CREATE POLICY {table}_tenant_isolation ON {table} TO {TENANT_ROLE} "
-            "USING (organization_id = current_setting('app.organization_id', true)::uuid) "
-            "WITH CHECK (organization_id = current_setting('app.organization_id', true)::uuid)"
-        )
+        protect_tenant_table(table)
 
 
 def upgrade() -> None:
@@ -748,7 +744,7 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     for table in TENANT_TABLES:
-        op.execute(f"DROP POLICY IF EXISTS {table}_tenant_isolation ON {table}")
+        unprotect_tenant_table(table)
     _drop_tables()
     op.execute("DROP FUNCTION IF EXISTS set_updated_at()")
     op.execute(f"REVOKE USAGE ON SCHEMA public FROM {TENANT_ROLE}")
