@@ -33,11 +33,8 @@ import json
 import math
 import multiprocessing
 import os
-import platform
 import secrets
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -51,9 +48,19 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from harness import (
+    BenchError,
+    create_database,
+    drop_database,
+    free_port,
+    platform_cli,
+    platform_env,
+    stop_process,
+    wait_for_quiet_machine,
+    wait_until,
+)
+from results_file import REPO_ROOT, RESULTS_DIR, machine_details, write_results
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_RESULTS_DIR = REPO_ROOT / "bench" / "results"
 FORM_HEADERS = {"content-type": "application/x-www-form-urlencoded"}
 REPLY_TASK = "answer_incoming_message"
 NOOP_QUEUE = "bench-noop"
@@ -66,23 +73,6 @@ GOAL_ACK_P99_MS = 50.0
 GOAL_NOTE_P95_MS = 300.0
 GOAL_THROUGHPUT_SHARE = 0.5
 
-# Variables that would make the started platform use something other than what we give it.
-PLATFORM_VARIABLES = (
-    "DATABASE_URL",
-    "REDIS_URL",
-    "OPENROUTER_API_KEY",
-    "LLM_BASE_URL",
-    "LLM_DEFAULT_MODEL",
-    "ENVIRONMENT",
-    "DATA_DIR",
-    "WORKER_HEALTH_PORT",
-    "JOB_QUEUE_NAME",
-    "KOMMO_REQUESTS_PER_SECOND",
-    "LOG_LEVEL",
-    "LOG_FORMAT",
-    "SENTRY_DSN",
-)
-
 # One time base for the whole process: epoch seconds with perf_counter's resolution, so they
 # compare with PostgreSQL's timestamps and with the poller process's clock.
 _WALL0 = time.time()
@@ -91,10 +81,6 @@ _PERF0 = time.perf_counter()
 
 def now() -> float:
     return _WALL0 + (time.perf_counter() - _PERF0)
-
-
-class BenchError(RuntimeError):
-    """The benchmark cannot go on; the message says why."""
 
 
 # --------------------------------------------------------------------------- arguments
@@ -213,9 +199,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "machine is less than 25%% busy (others' work skews the figures); 0 skips (60)",
     )
     output = parser.add_argument_group("output")
-    output.add_argument(
-        "--results-dir", type=Path, default=DEFAULT_RESULTS_DIR, help="where the JSON goes"
-    )
+    output.add_argument("--results-dir", type=Path, default=RESULTS_DIR, help="where the JSON goes")
     # Internal: the benchmark runs its fake LLM with this same file in a child process.
     parser.add_argument("--serve-fake-llm", type=int, metavar="PORT", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -252,6 +236,19 @@ class Target:
     log_path: Path | None = None
     settings: dict[str, Any] = field(default_factory=dict)
 
+    @classmethod
+    def from_demo(cls, demo_path: Path, **facts: Any) -> Target:
+        """What `up --demo` wrote to its demo.json (its URLs, the sandbox's token), and `facts`."""
+        demo = json.loads(demo_path.read_text())
+        return cls(
+            api_url=demo["api_url"],
+            webhook_url=demo["webhook_url"],
+            kommo_base_url=demo["kommo_base_url"],
+            kommo_access_token=demo["kommo_access_token"],
+            data_dir=demo_path.parent,
+            **facts,
+        )
+
 
 @dataclass
 class Cleanup:
@@ -268,75 +265,21 @@ class Cleanup:
     def stop_processes(self) -> None:
         # The platform first (its worker finishes running jobs), then our handle on the
         # embedded PostgreSQL (the last handle stops it), then the fake LLM.
-        _stop_process(self.platform, "platform", timeout=60.0)
+        stop_process(self.platform, "platform", timeout=60.0)
         if self.pg_handle is not None:
             with contextlib.suppress(Exception):
                 self.pg_handle.cleanup()
-        _stop_process(self.fake_llm, "fake LLM", timeout=10.0)
+        stop_process(self.fake_llm, "fake LLM", timeout=10.0)
         for handle in self.log_files:
             handle.close()
 
     def drop_private_database(self) -> None:
-        if self.private_database is None:
-            return
-        import psycopg
-
-        from agent_platform.db.urls import libpq_url
-
-        server_url, name = self.private_database
-        with psycopg.connect(libpq_url(server_url), autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        if self.private_database is not None:
+            drop_database(*self.private_database)
 
     def remove_files(self) -> None:
         if self.temp_dir is not None and not self.keep_temp_dir:
             shutil.rmtree(self.temp_dir, ignore_errors=True)
-
-
-def _stop_process(process: subprocess.Popen[bytes] | None, name: str, timeout: float) -> None:
-    if process is None or process.poll() is not None:
-        return
-    process.send_signal(signal.SIGTERM)
-    try:
-        process.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        print(f"{name} did not stop in {timeout:g}s; killing pid {process.pid}", file=sys.stderr)
-        process.kill()
-        process.wait(timeout=10)
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def _wait_until(probe: Any, timeout: float, what: str, process: Any = None) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        if process is not None and process.poll() is not None:
-            raise BenchError(f"{what}: the process exited with code {process.returncode}")
-        with contextlib.suppress(httpx.HTTPError, OSError, ValueError, KeyError):
-            result = probe()
-            if result:
-                return result
-        if time.monotonic() > deadline:
-            raise BenchError(f"{what}: not ready after {timeout:g}s")
-        time.sleep(0.2)
-
-
-def wait_for_quiet_machine(limit_seconds: float) -> dict[str, Any]:
-    """Wait (a while) for the machine to be nearly idle; say how busy it was."""
-    import psutil
-
-    started = time.monotonic()
-    busy = psutil.cpu_percent(interval=1.0)
-    while busy >= 25.0 and time.monotonic() - started < limit_seconds:
-        busy = psutil.cpu_percent(interval=1.0)
-    return {
-        "waited_seconds": round(time.monotonic() - started, 1),
-        "busy_percent_in_last_second": busy,
-        "quiet": busy < 25.0,
-    }
 
 
 def start_target(args: argparse.Namespace, cleanup: Cleanup) -> Target:
@@ -355,15 +298,14 @@ def start_target(args: argparse.Namespace, cleanup: Cleanup) -> Target:
         stderr=subprocess.STDOUT,
     )
     llm_url = f"http://127.0.0.1:{llm_port}"
-    _wait_until(
+    wait_until(
         lambda: httpx.get(f"{llm_url}/v1/models", timeout=2).status_code == 200,
         30.0,
         "fake LLM",
         cleanup.fake_llm,
     )
 
-    env = {key: value for key, value in os.environ.items() if key not in PLATFORM_VARIABLES}
-    env.update(
+    env = platform_env(
         DATA_DIR=str(data_dir),
         OPENROUTER_API_KEY="bench",
         LLM_BASE_URL=f"{llm_url}/v1",
@@ -371,7 +313,6 @@ def start_target(args: argparse.Namespace, cleanup: Cleanup) -> Target:
         LOG_FORMAT="json",
         ENVIRONMENT="development",
         WORKER_HEALTH_PORT=str(health_port),
-        PYTHONUNBUFFERED="1",
     )
     if args.kommo_limit == "lift":
         env["KOMMO_REQUESTS_PER_SECOND"] = str(KOMMO_LIFTED_RATE)
@@ -383,11 +324,8 @@ def start_target(args: argparse.Namespace, cleanup: Cleanup) -> Target:
     log_path = data_dir / "platform.log"
     platform_log = log_path.open("wb")
     cleanup.log_files.append(platform_log)
-    cli = Path(sys.executable).with_name("agent-platform")
-    if not cli.exists():
-        cli = REPO_ROOT / ".venv" / "bin" / "agent-platform"
     command = [
-        str(cli),
+        str(platform_cli()),
         "up",
         "--demo",
         "--host",
@@ -411,20 +349,15 @@ def start_target(args: argparse.Namespace, cleanup: Cleanup) -> Target:
         )
 
     try:
-        _wait_until(ready, args.startup_timeout, "agent-platform up --demo", cleanup.platform)
+        wait_until(ready, args.startup_timeout, "agent-platform up --demo", cleanup.platform)
     except BenchError as exc:
         raise BenchError(f"{exc}\n--- platform log (tail) ---\n{_tail(log_path)}") from None
-    demo = json.loads(demo_path.read_text())
     kind = "external, private database" if args.private_database else "external"
     if not database_url:
         cleanup.pg_handle, database_url = _embedded_database(data_dir, stop_when_last=True)
         kind = "embedded"
-    return Target(
-        api_url=demo["api_url"],
-        webhook_url=demo["webhook_url"],
-        kommo_base_url=demo["kommo_base_url"],
-        kommo_access_token=demo["kommo_access_token"],
-        data_dir=data_dir,
+    return Target.from_demo(
+        demo_path,
         started=True,
         database_url=database_url,
         database_kind=kind,
@@ -444,35 +377,23 @@ def start_target(args: argparse.Namespace, cleanup: Cleanup) -> Target:
 
 
 def create_private_database(server_url: str, cleanup: Cleanup) -> str:
-    """A new, empty database on the server of `server_url`; its URL."""
-    import psycopg
-    from sqlalchemy.engine import make_url
-
-    from agent_platform.db.urls import libpq_url
-
-    name = f"bench_w2r_{secrets.token_hex(4)}"
-    with psycopg.connect(libpq_url(server_url), autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
+    """A new, empty database on the server of `server_url`, dropped at cleanup; its URL."""
+    url, name = create_database(server_url, "bench_w2r")
     cleanup.private_database = (server_url, name)
-    return make_url(server_url).set(database=name).render_as_string(hide_password=False)
+    return url
 
 
 def attach_target(args: argparse.Namespace, cleanup: Cleanup) -> Target:
     """A platform someone else started with `up --demo`: read what its demo.json says."""
     demo_path = args.demo_json.resolve()
-    demo = json.loads(demo_path.read_text())
     data_dir = demo_path.parent
     database_url, kind = args.database_url, "external" if args.database_url else "unknown"
     if not database_url and (data_dir / "postgres" / "PG_VERSION").exists():
         # Never stop a server we did not start: our handle leaves it running.
         cleanup.pg_handle, database_url = _embedded_database(data_dir, stop_when_last=False)
         kind = "embedded"
-    return Target(
-        api_url=demo["api_url"],
-        webhook_url=demo["webhook_url"],
-        kommo_base_url=demo["kommo_base_url"],
-        kommo_access_token=demo["kommo_access_token"],
-        data_dir=data_dir,
+    return Target.from_demo(
+        demo_path,
         started=False,
         database_url=database_url,
         database_kind=kind,
@@ -1571,58 +1492,6 @@ def _redact(url: str | None) -> str | None:
 # --------------------------------------------------------------------------- machine, log, output
 
 
-def machine_details() -> dict[str, Any]:
-    cpu_model = None
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu_model = line.split(":", 1)[1].strip()
-                break
-    memory_gib = None
-    with contextlib.suppress(OSError, ValueError):
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemTotal:"):
-                memory_gib = round(int(line.split()[1]) / 1024 / 1024, 1)
-    versions = {}
-    for package in ("procrastinate", "fastapi", "uvicorn", "sqlalchemy", "psycopg", "httpx"):
-        with contextlib.suppress(Exception):
-            from importlib.metadata import version
-
-            versions[package] = version(package)
-    versions["uvloop"] = _installed("uvloop")
-    versions["httptools"] = _installed("httptools")
-    return {
-        "platform": platform.platform(),
-        "python": sys.version.split()[0],
-        "cpu_model": cpu_model,
-        "cpu_count": os.cpu_count(),
-        "memory_gib": memory_gib,
-        "packages": versions,
-        "git": _git(),
-    }
-
-
-def _installed(module: str) -> str:
-    import importlib.util
-
-    return "installed" if importlib.util.find_spec(module) else "not installed"
-
-
-def _git() -> dict[str, Any]:
-    git = shutil.which("git")
-    if git is None:
-        return {}
-
-    def out(*argv: str) -> str:
-        result = subprocess.run(
-            [git, *argv], cwd=REPO_ROOT, capture_output=True, text=True, check=False
-        )
-        return result.stdout
-
-    changed = [line[3:] for line in out("status", "--porcelain").splitlines() if line]
-    return {"commit": out("rev-parse", "HEAD").strip(), "uncommitted_changes": changed}
-
-
 def platform_log_summary(path: Path | None) -> dict[str, Any] | None:
     """Warnings and errors the started platform logged (JSON lines on stderr)."""
     if path is None or not path.exists():
@@ -1652,14 +1521,6 @@ def platform_log_summary(path: Path | None) -> dict[str, Any] | None:
         "top_messages": messages.most_common(10),
         "exception_samples": samples,
     }
-
-
-def write_results(results: dict[str, Any], results_dir: Path) -> Path:
-    results_dir.mkdir(parents=True, exist_ok=True)
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    path = results_dir / f"webhook_to_reply-{stamp}.json"
-    path.write_text(json.dumps(results, indent=2, default=str) + "\n")
-    return path
 
 
 def _fmt(dist: dict[str, Any] | None, *keys: str) -> str:
@@ -1761,7 +1622,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     results["platform_log"] = log_summary
     if args.keep_data_dir and target is not None:
         results["target"]["data_dir"] = str(target.data_dir)
-    path = write_results(results, args.results_dir)
+    path = write_results("webhook_to_reply", results, args.results_dir)
     print_summary(results, path)
     return 0
 

@@ -8,10 +8,17 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from agent_platform import __version__
+from agent_platform.agent.conversation_control import router as conversation_control_router
+from agent_platform.agent.endpoints import router as agents_router
 from agent_platform.config import Settings
+from agent_platform.conversation.chat_endpoints import router as chat_router
+from agent_platform.conversation.endpoints import router as conversations_router
 from agent_platform.crm.kommo.connection_endpoints import router as kommo_connections_router
 from agent_platform.crm.kommo.endpoints import router as kommo_router
+from agent_platform.crm.records.endpoints import router as crm_records_router
 from agent_platform.kit.errors import install_error_handlers
+from agent_platform.knowledge.endpoints import router as knowledge_router
+from agent_platform.llm.endpoints import router as llm_router
 from agent_platform.ops.endpoints import router as ops_router
 from agent_platform.ops.request_context import RequestContextMiddleware
 from agent_platform.services import Services, open_services
@@ -41,7 +48,14 @@ def create_app(settings: Settings, database_url: str, services: Services | None 
     install_error_handlers(app)
     app.add_middleware(RequestContextMiddleware)
     app.include_router(ops_router)
+    app.include_router(agents_router)
+    app.include_router(conversation_control_router)
+    app.include_router(chat_router)
+    app.include_router(conversations_router)
+    app.include_router(llm_router)
     # Before the webhook router: its /webhooks/kommo/{token} would take /webhooks/kommo/uninstall.
     app.include_router(kommo_connections_router)
     app.include_router(kommo_router)
+    app.include_router(crm_records_router)
+    app.include_router(knowledge_router)
     return app

@@ -10,6 +10,8 @@ import structlog
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from agent_platform.llm.pricing import TokenPrices
+
 MIN_SECRET_LENGTH = 32
 
 # Values shipped in examples and tutorials: a key equal to one of these is as good as public.
@@ -55,7 +57,19 @@ class Settings(BaseSettings):
     openrouter_api_key: SecretStr | None = None
     llm_base_url: str = "https://openrouter.ai/api/v1"
     llm_default_model: str = "openai/gpt-4o-mini"
-    llm_timeout_seconds: float = 30.0
+    # Each attempt's limit; a timed-out attempt is retried like a 5xx.
+    llm_timeout_seconds: float = Field(default=30.0, gt=0)
+    # Retries of one model (on 429, 5xx, timeouts, connection errors) before the next fallback.
+    llm_max_retries: int = Field(default=2, ge=0, le=10)
+    llm_retry_base_seconds: float = Field(default=0.5, gt=0)
+    # The longest wait before a retry; a Retry-After asking for longer moves to the next model.
+    llm_retry_max_seconds: float = Field(default=10.0, gt=0)
+    # Tried in order after an agent's own model stays unavailable (a JSON list).
+    llm_fallback_models: tuple[str, ...] = ()
+    # USD per million tokens by model (JSON), replacing or adding to llm/prices.toml.
+    llm_prices: dict[str, TokenPrices] = {}
+    # Chat API requests (POST /api/v1/chat) per API key per minute, shared through Redis.
+    chat_rate_limit_per_minute: int = Field(default=60, ge=1, le=10_000)
 
     job_queue_name: str = "agent-jobs"
     job_concurrency: int = Field(default=5, ge=1, le=200)
@@ -79,6 +93,20 @@ class Settings(BaseSettings):
     kommo_requests_per_second: int = Field(default=7, ge=1, le=50)
     # Access tokens are refreshed this long before they expire, not after a 401.
     kommo_token_refresh_margin_seconds: int = Field(default=300, ge=0)
+    # Reconnecting an account whose tokens Kommo had refused answers, per lead, the newest
+    # customer message left unanswered meanwhile if it is at most this old (0: answer none).
+    kommo_reconnect_reply_window_minutes: int = Field(default=60, ge=0)
+
+    # Knowledge base. Pages fetched by URL may not reach private networks (SSRF) unless this
+    # allows it: for an intranet wiki, or tests against a local server.
+    allow_private_network_fetch: bool = False
+    web_fetch_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
+    web_fetch_max_bytes: int = Field(default=5_000_000, ge=1)
+    knowledge_max_document_bytes: int = Field(default=10_000_000, ge=1)
+    # An OpenAI-compatible /embeddings endpoint; with it (and pgvector) search is hybrid.
+    embeddings_base_url: str | None = None
+    embeddings_model: str = "text-embedding-3-small"
+    embeddings_api_key: SecretStr | None = None
 
     @field_validator("log_level")
     @classmethod

@@ -2,6 +2,11 @@
 
 The credentials are written to DATA_DIR/demo.json. On the next start with the same data
 directory the same demo is reused (the file is the only place its secrets exist).
+
+The connection's webhook is subscribed in the sandbox as any connected account's is (a job,
+deferred with the seeding), on every start: the sandbox keeps its subscriptions in memory.
+Its destination is the address the api listens on this time, which is what the sandbox can
+reach, whatever PUBLIC_BASE_URL says.
 """
 
 from __future__ import annotations
@@ -11,10 +16,13 @@ import secrets
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from agent_platform.agent.models import Agent
+from agent_platform.agent.schemas import AgentSettings
+from agent_platform.agent.versions import new_agent, publish_version
+from agent_platform.crm.kommo.tasks import defer_webhook_subscription
+from agent_platform.crm.kommo.webhook_subscription import webhook_destination
 from agent_platform.crm.models import CrmConnection
 from agent_platform.db.session import transaction
 from agent_platform.kit.failures import StartupRefusedError
@@ -41,10 +49,6 @@ class DemoInfo:
     kommo_access_token: str
 
 
-def _webhook_url(api_url: str, webhook_token: str) -> str:
-    return f"{api_url}/webhooks/kommo/{webhook_token}"
-
-
 def demo_file(data_dir: Path) -> Path:
     return data_dir / "demo.json"
 
@@ -67,17 +71,18 @@ async def seed_demo(
         )
         if organization is not None and path.exists():
             previous = DemoInfo(**json.loads(path.read_text()))
-            # The sandbox may listen on another port this time.
-            await session.execute(
-                update(CrmConnection)
-                .where(CrmConnection.organization_id == organization.id)
-                .values(base_url=kommo_base_url)
+            connection = await session.scalar(
+                select(CrmConnection).where(CrmConnection.organization_id == organization.id)
             )
+            assert connection is not None, "the demo is created with its connection"
+            # The sandbox may listen on another port this time.
+            connection.base_url = kommo_base_url
+            await defer_webhook_subscription(session, services, connection, public_base_url=api_url)
             info = replace(
                 previous,
                 api_url=api_url,
                 kommo_base_url=kommo_base_url,
-                webhook_url=_webhook_url(api_url, previous.webhook_url.rsplit("/", 1)[-1]),
+                webhook_url=webhook_destination(api_url, connection.webhook_token),
             )
         else:
             if organization is not None:
@@ -125,33 +130,36 @@ async def _create_demo(
             created_by=admin.id,
         )
     )
-    agent = Agent(
+    agent, first_version = await new_agent(
+        session,
+        organization.id,
+        AgentSettings(
+            name="Demo sales agent",
+            instructions=DEMO_INSTRUCTIONS,
+            model=services.settings.llm_default_model,
+        ),
+        created_by=None,
+        note="The demo's agent",
+    )
+    publish_version(agent, first_version, published_by=None)
+    connection = CrmConnection(
         organization_id=organization.id,
-        name="Demo sales agent",
-        instructions=DEMO_INSTRUCTIONS,
-        model=services.settings.llm_default_model,
+        subdomain="sandbox",
+        base_url=kommo_base_url,
+        access_token_encrypted=services.secrets.encrypt(kommo_access_token),
+        webhook_token=secrets.token_urlsafe(24),
+        agent_id=agent.id,
     )
-    session.add(agent)
+    session.add(connection)
     await session.flush()
-    webhook_token = secrets.token_urlsafe(24)
-    session.add(
-        CrmConnection(
-            organization_id=organization.id,
-            subdomain="sandbox",
-            base_url=kommo_base_url,
-            access_token_encrypted=services.secrets.encrypt(kommo_access_token),
-            webhook_token=webhook_token,
-            agent_id=agent.id,
-        )
-    )
-    await session.flush()
+    await defer_webhook_subscription(session, services, connection, public_base_url=api_url)
     return DemoInfo(
         api_url=api_url,
         admin_email=email,
         admin_password=password,
         api_key=key.plaintext,
         agent_id=str(agent.id),
-        webhook_url=_webhook_url(api_url, webhook_token),
+        webhook_url=webhook_destination(api_url, connection.webhook_token),
         kommo_base_url=kommo_base_url,
         kommo_access_token=kommo_access_token,
     )

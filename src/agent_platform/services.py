@@ -8,15 +8,14 @@ from dataclasses import dataclass
 
 import httpx
 import procrastinate
-from openai import AsyncOpenAI
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from agent_platform.agent.llm import create_llm_client
 from agent_platform.config import Settings
 from agent_platform.db.session import create_engine, create_session_factory
 from agent_platform.kit.crypto import SecretBox
 from agent_platform.kit.rate_limit import RateLimiter, create_rate_limiter
+from agent_platform.llm.gateway import LlmGateway, create_llm_gateway
 from agent_platform.queue.app import create_queue_app
 
 # Kommo's second, and a little for clocks that tick in milliseconds (kit.rate_limit counts a
@@ -33,7 +32,8 @@ class Services:
     http: httpx.AsyncClient
     secrets: SecretBox
     redis: Redis | None
-    llm: AsyncOpenAI | None
+    # None without an LLM API key: agents then answer offline.
+    llm: LlmGateway | None
     # Shared by every process through Redis when REDIS_URL is set (kit.rate_limit).
     kommo_rate_limiter: RateLimiter
 
@@ -44,13 +44,14 @@ async def open_services(settings: Settings, database_url: str) -> AsyncIterator[
     queue = create_queue_app(database_url, settings)
     http = httpx.AsyncClient(timeout=httpx.Timeout(15.0, connect=5.0))
     redis = Redis.from_url(settings.redis_url, socket_timeout=2) if settings.redis_url else None
-    llm = create_llm_client(settings)
+    sessions = create_session_factory(engine)
+    llm = create_llm_gateway(settings, sessions)
     try:
         async with queue.open_async():
             yield Services(
                 settings=settings,
                 engine=engine,
-                sessions=create_session_factory(engine),
+                sessions=sessions,
                 queue=queue,
                 http=http,
                 secrets=secret_box(settings),

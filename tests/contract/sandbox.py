@@ -31,11 +31,20 @@ class RunningSandbox:
         return {"Authorization": f"Bearer {self.token}"}
 
     async def fresh(self, http: httpx.AsyncClient) -> None:
-        """Back to the seeded account with an empty request log, and no request limit."""
+        """Back to the seeded account with empty request logs, no faults and no request limit."""
         (await http.post(f"{self.url}/sandbox/reset")).raise_for_status()
-        limits = await http.post(f"{self.url}/sandbox/faults", json={"rate_limit": False})
-        if limits.status_code != httpx.codes.NOT_FOUND:  # a sandbox without fault switches
-            limits.raise_for_status()
+        (await http.delete(f"{self.url}/sandbox/faults")).raise_for_status()
+        (await http.delete(f"{self.url}/sandbox/faults/requests")).raise_for_status()
+        await self.switch_faults(http, rate_limit=False)
+
+    async def switch_faults(self, http: httpx.AsyncClient, **faults: object) -> None:
+        (await http.post(f"{self.url}/sandbox/faults", json=faults)).raise_for_status()
+
+    async def arrival_statuses(self, http: httpx.AsyncClient) -> list[int]:
+        """The status of every API request that arrived, oldest first, the fault switches'
+        answers (429, 5xx) included: `api_requests` sees only what reached the routes."""
+        arrivals = (await http.get(f"{self.url}/sandbox/faults/requests")).json()["requests"]
+        return [arrival["status"] for arrival in arrivals]
 
     def api_requests(self, method: str | None = None) -> list[str]:
         """The paths of the API requests the sandbox answered, oldest first."""

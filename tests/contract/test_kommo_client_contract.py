@@ -287,6 +287,29 @@ async def test_tasks_create_list_and_complete(kommo: KommoClient) -> None:
     assert open_tasks == ["Meet at the office"]
 
 
+async def test_updating_an_unknown_record_is_refused_and_changes_nothing(
+    kommo: KommoClient,
+) -> None:
+    before = await kommo.contacts.get(DEMO_CONTACT_ID)
+
+    with pytest.raises(KommoValidationError) as contacts:
+        await kommo.contacts.update(
+            [ContactUpdate(id=DEMO_CONTACT_ID, last_name="Changed"), ContactUpdate(id=999_999)]
+        )
+    with pytest.raises(KommoValidationError) as tasks:
+        await kommo.tasks.update([TaskUpdate(id=999_999, text="Call again")])
+    with pytest.raises(KommoNotFound):
+        await kommo.contacts.update_one(ContactUpdate(id=999_999, last_name="Changed"))
+    with pytest.raises(KommoNotFound):
+        await kommo.tasks.complete(999_999, "Done")
+
+    assert [(i.request_id, i.path, i.code) for i in contacts.value.issues] == [
+        ("1", "id", "NotFound")
+    ]
+    assert [(i.request_id, i.path, i.code) for i in tasks.value.issues] == [("0", "id", "NotFound")]
+    assert await kommo.contacts.get(DEMO_CONTACT_ID) == before
+
+
 async def test_calls_are_logged_on_the_open_lead_or_reported(kommo: KommoClient) -> None:
     result = await kommo.calls.add(
         [

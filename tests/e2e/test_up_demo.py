@@ -113,7 +113,10 @@ def embedded_database_url(pgdata: Path) -> str:
 
 def inbox_statuses(pgdata: Path) -> list[str]:
     with psycopg.connect(embedded_database_url(pgdata)) as connection:
-        rows = connection.execute("SELECT status FROM inbox_events").fetchall()
+        # Only customers' messages: the sandbox also sends back the note our reply made.
+        rows = connection.execute(
+            "SELECT status FROM inbox_events WHERE dedupe_key LIKE 'message:%'"
+        ).fetchall()
     return [row[0] for row in rows]
 
 

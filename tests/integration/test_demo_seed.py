@@ -1,4 +1,5 @@
-"""`up --demo` seeding: reused from its own DATA_DIR, never wiped by another instance."""
+"""`up --demo` seeding: reused from its own DATA_DIR, never wiped by another instance, and its
+connection's webhook subscribed in the Kommo sandbox on every start."""
 
 from __future__ import annotations
 
@@ -8,11 +9,16 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
+from agent_platform.crm.kommo.webhook_subscription import WEBHOOK_SETTINGS
+from agent_platform.crm.sandbox.app import create_sandbox_app
 from agent_platform.db.session import transaction
 from agent_platform.demo import seed_demo
 from agent_platform.kit.failures import StartupRefusedError
 from agent_platform.organization.models import Organization
 from agent_platform.services import Services
+from tests.support.jobs import run_queued_jobs
+from tests.support.sandbox_webhooks import sandbox_webhooks
+from tests.support.servers import serve_app
 
 URLS = {"api_url": "http://127.0.0.1:1", "kommo_base_url": "http://127.0.0.1:2"}
 
@@ -46,3 +52,31 @@ async def test_another_instance_on_the_same_database_is_refused_and_nothing_is_d
         )
     async with transaction(services.sessions) as session:
         assert await session.scalar(select(func.count()).select_from(Organization)) == 1
+
+
+async def test_the_demo_connection_subscribes_its_webhook_in_the_sandbox_on_every_start(
+    services: Services, sandbox: tuple[str, str]
+) -> None:
+    sandbox_url, token = sandbox
+    first = await seed_demo(
+        services, api_url="http://127.0.0.1:1", kommo_base_url=sandbox_url, kommo_access_token=token
+    )
+    await run_queued_jobs(services)
+
+    [webhook] = await sandbox_webhooks(sandbox_url, token)
+    assert webhook["destination"] == first.webhook_url
+    assert webhook["settings"] == list(WEBHOOK_SETTINGS)
+
+    # The next start: a new sandbox (it keeps nothing) and the api on another port.
+    with serve_app(create_sandbox_app(token)) as restarted_sandbox_url:
+        again = await seed_demo(
+            services,
+            api_url="http://127.0.0.1:3",
+            kommo_base_url=restarted_sandbox_url,
+            kommo_access_token=token,
+        )
+        await run_queued_jobs(services)
+
+        [webhook] = await sandbox_webhooks(restarted_sandbox_url, token)
+    assert webhook["destination"] == again.webhook_url
+    assert again.webhook_url.startswith("http://127.0.0.1:3/webhooks/kommo/")

@@ -1,27 +1,39 @@
 """Connecting Kommo accounts through the REST API, against the Kommo sandbox over real HTTP:
-OAuth start → consent → callback, long-lived tokens, the listing, the uninstall hook.
+OAuth start → consent → callback, long-lived tokens, the listing, our webhook in the account,
+reply settings, disconnecting, the uninstall hook.
 
 Every refusal is a 4xx with the contract's error body, and writes nothing.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hashlib
 import hmac
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
+from sqlalchemy import func, select, text
 
+from agent_platform.agent.models import Agent
 from agent_platform.app import create_app
 from agent_platform.config import Settings
 from agent_platform.crm.kommo.connections import sign_state
-from agent_platform.crm.sandbox.store import ACCOUNT_ID
+from agent_platform.crm.models import InboxEvent
+from agent_platform.crm.sandbox.chats import CHANNEL_BOT_ID, CHANNEL_SCOPE_ID, CHANNEL_SECRET
+from agent_platform.crm.sandbox.store import ACCOUNT_ID, DEMO_LEAD_ID
+from agent_platform.db.session import transaction
+from agent_platform.queue.worker import run_worker
 from agent_platform.services import Services, open_services
+from tests.support.factories import message_form
+from tests.support.jobs import run_queued_jobs
 from tests.support.kommo_oauth import (
     CALLBACK_PATH,
     CLIENT_ID,
@@ -33,11 +45,16 @@ from tests.support.kommo_oauth import (
     grants,
     oauth_overrides,
     register_integration,
+    set_token_expiry,
+    switch_faults,
 )
+from tests.support.sandbox_webhooks import sandbox_webhooks
 from tests.support.servers import serve_app
 
+DEADLINE_SECONDS = 30.0
 START_PATH = "/api/v1/integrations/kommo/oauth/start"
 LIST_PATH = "/api/v1/integrations/kommo/connections"
+ONE_PATH = LIST_PATH + "/{id}"
 LONG_LIVED_PATH = "/api/v1/integrations/kommo/long-lived-token"
 UNINSTALL_PATH = "/webhooks/kommo/uninstall"
 
@@ -293,7 +310,13 @@ async def test_a_callback_missing_its_parameters_is_a_4xx(
 
 @pytest.mark.parametrize(
     ("method", "path"),
-    [("GET", START_PATH), ("GET", LIST_PATH), ("POST", LONG_LIVED_PATH)],
+    [
+        ("GET", START_PATH),
+        ("GET", LIST_PATH),
+        ("POST", LONG_LIVED_PATH),
+        ("PATCH", ONE_PATH.format(id=uuid.uuid4())),
+        ("DELETE", ONE_PATH.format(id=uuid.uuid4())),
+    ],
 )
 @pytest.mark.parametrize("authorization", [None, "Bearer ap_nope_nope", "Bearer not-a-key"])
 async def test_the_organization_endpoints_need_an_api_key(
@@ -559,6 +582,424 @@ async def test_uninstall_leaves_long_lived_connections_alone(
     assert listed["status"] == "active"
 
 
+# --- our webhook in the account ---------------------------------------------------------
+
+# Kommo's names of every event the platform reads ("Webhooks" in Kommo's API reference).
+EXPECTED_WEBHOOK_SETTINGS = {
+    *(f"{a}_lead" for a in ("add", "update", "delete", "restore", "status", "responsible")),
+    "note_lead",
+    *(f"{a}_contact" for a in ("add", "update", "delete", "restore", "responsible", "note")),
+    *(f"{a}_company" for a in ("add", "update", "delete", "restore", "responsible", "note")),
+    *(f"{a}_customer" for a in ("add", "update", "delete", "responsible", "note")),
+    *(f"{a}_task" for a in ("add", "update", "delete", "responsible")),
+    "add_talk",
+    "update_talk",
+    "add_message",
+    "add_outgoing_message",
+    *(f"{a}_unsorted" for a in ("add", "update", "delete")),
+}
+
+
+async def test_connecting_by_oauth_subscribes_our_webhook_in_the_account(
+    api: httpx.AsyncClient,
+    organization: tuple[uuid.UUID, dict[str, str]],
+    oauth_services: Services,
+    oauth_settings: Settings,
+    sandbox: tuple[str, str],
+) -> None:
+    _, headers = organization
+    connected = await connect_by_callback(api, headers)
+    assert connected["webhook"]["status"] == "pending"
+    assert await sandbox_webhooks(*sandbox) == []  # not from inside the request
+
+    await run_queued_jobs(oauth_services)
+
+    token = (await connection_row(oauth_services, uuid.UUID(connected["id"]))).webhook_token
+    destination = f"{oauth_settings.public_base_url}/webhooks/kommo/{token}"
+    [webhook] = await sandbox_webhooks(*sandbox)
+    assert webhook["destination"] == destination
+    assert set(webhook["settings"]) == EXPECTED_WEBHOOK_SETTINGS
+    [listed] = (await api.get(LIST_PATH, headers=headers)).json()["items"]
+    assert listed["webhook"]["status"] == "subscribed"
+    assert listed["webhook"]["destination"] == destination
+    assert listed["webhook"]["subscribed_at"] is not None
+    assert listed["webhook"]["error"] is None
+
+
+async def test_a_long_lived_token_subscribes_our_webhook_too(
+    api: httpx.AsyncClient,
+    organization: tuple[uuid.UUID, dict[str, str]],
+    oauth_services: Services,
+    sandbox: tuple[str, str],
+) -> None:
+    _, headers = organization
+    response = await api.post(
+        LONG_LIVED_PATH,
+        headers=headers,
+        json={"domain": urlsplit(sandbox[0]).netloc, "access_token": sandbox[1]},
+    )
+    assert response.status_code == 201, response.text
+
+    await run_queued_jobs(oauth_services)
+
+    [webhook] = await sandbox_webhooks(*sandbox)
+    assert webhook["destination"].endswith(
+        (await connection_row(oauth_services, uuid.UUID(response.json()["id"]))).webhook_token
+    )
+    assert set(webhook["settings"]) == EXPECTED_WEBHOOK_SETTINGS
+
+
+async def test_connecting_again_keeps_one_webhook(
+    api: httpx.AsyncClient,
+    organization: tuple[uuid.UUID, dict[str, str]],
+    oauth_services: Services,
+    sandbox: tuple[str, str],
+) -> None:
+    _, headers = organization
+    await connect_by_callback(api, headers)
+    await run_queued_jobs(oauth_services)
+    [first] = await sandbox_webhooks(*sandbox)
+
+    await connect_by_callback(api, headers)
+    await run_queued_jobs(oauth_services)
+
+    [again] = await sandbox_webhooks(*sandbox)
+    assert (again["id"], again["destination"]) == (first["id"], first["destination"])
+
+
+async def test_a_subscription_kommo_fails_is_shown_and_tried_again(
+    api: httpx.AsyncClient,
+    organization: tuple[uuid.UUID, dict[str, str]],
+    oauth_services: Services,
+    sandbox: tuple[str, str],
+) -> None:
+    _, headers = organization
+    connected = await connect_by_callback(api, headers)
+    switch_faults(sandbox[0], errors_5xx=1)
+
+    await run_queued_jobs(oauth_services)
+
+    [listed] = (await api.get(LIST_PATH, headers=headers)).json()["items"]
+    assert listed["webhook"]["status"] == "failed"
+    assert "could not be reached" in listed["webhook"]["error"]
+    assert "trying again" in listed["webhook"]["error"]
+    assert await sandbox_webhooks(*sandbox) == []
+    async with transaction(oauth_services.sessions) as session:
+        job = (await session.execute(text("SELECT status, attempts FROM procrastinate_jobs"))).one()
+    assert tuple(job) == ("todo", 1)  # back in the queue, for later
+
+    await wait_for_subscription(oauth_services, uuid.UUID(connected["id"]))
+
+    assert len(await sandbox_webhooks(*sandbox)) == 1
+    [listed] = (await api.get(LIST_PATH, headers=headers)).json()["items"]
+    assert (listed["webhook"]["status"], listed["webhook"]["error"]) == ("subscribed", None)
+
+
+# --- reply settings ----------------------------------------------------------------------
+
+
+async def test_choosing_the_chats_channel_keeps_its_secret_encrypted_and_masked(
+    api: httpx.AsyncClient,
+    organization: tuple[uuid.UUID, dict[str, str]],
+    oauth_services: Services,
+    sandbox: tuple[str, str],
+) -> None:
+    organization_id, headers = organization
+    connected = await connect_by_callback(api, headers)
+    agent_id = await add_agent(oauth_services, organization_id)
+
+    response = await api.patch(
+        ONE_PATH.format(id=connected["id"]),
+        headers=headers,
+        json={
+            "reply_channel": "chats",
+            "chats_scope_id": CHANNEL_SCOPE_ID,
+            "chats_secret": CHANNEL_SECRET,
+            "chats_bot_id": CHANNEL_BOT_ID,
+            "chats_api_url": sandbox[0],
+            "agent_id": str(agent_id),
+        },
+    )
+
+    assert response.status_code == 200, response.text
+    changed = response.json()
+    assert changed["reply_channel"] == "chats"
+    assert (changed["chats_scope_id"], changed["chats_bot_id"]) == (
+        CHANNEL_SCOPE_ID,
+        CHANNEL_BOT_ID,
+    )
+    assert (changed["chats_secret"], changed["chats_api_url"]) == ("********", sandbox[0])
+    assert changed["agent_id"] == str(agent_id)
+    listed = await api.get(LIST_PATH, headers=headers)
+    assert listed.json()["items"][0]["chats_secret"] == "********"
+    assert listed.json()["items"][0]["reply_channel"] == "chats"
+    row = await connection_row(oauth_services, uuid.UUID(connected["id"]))
+    assert row.chats_secret_encrypted is not None
+    assert oauth_services.secrets.decrypt(row.chats_secret_encrypted) == CHANNEL_SECRET
+    for answer in (response.text, listed.text):
+        assert CHANNEL_SECRET not in answer
+        assert row.chats_secret_encrypted not in answer
+
+
+async def test_a_change_keeps_what_it_does_not_name_and_null_clears(
+    api: httpx.AsyncClient, organization: tuple[uuid.UUID, dict[str, str]]
+) -> None:
+    _, headers = organization
+    path = ONE_PATH.format(id=(await connect_by_callback(api, headers))["id"])
+    await api.patch(path, headers=headers, json=CHATS_CHANNEL)
+
+    back_to_notes = await api.patch(path, headers=headers, json={"reply_channel": "note"})
+    cleared = await api.patch(path, headers=headers, json={"chats_secret": None})
+
+    assert back_to_notes.json()["reply_channel"] == "note"
+    assert back_to_notes.json()["chats_secret"] == "********"
+    assert back_to_notes.json()["chats_scope_id"] == CHANNEL_SCOPE_ID
+    assert cleared.status_code == 200, cleared.text
+    assert (cleared.json()["chats_secret"], cleared.json()["chats_scope_id"]) == (
+        None,
+        CHANNEL_SCOPE_ID,
+    )
+
+
+CHATS_CHANNEL = {
+    "reply_channel": "chats",
+    "chats_scope_id": CHANNEL_SCOPE_ID,
+    "chats_secret": CHANNEL_SECRET,
+    "chats_bot_id": CHANNEL_BOT_ID,
+}
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "code"),
+    [
+        ({"reply_channel": "sms"}, 422, "validation_error"),
+        ({"reply_channel": None}, 422, "validation_error"),
+        ({"reply_channel": "chats"}, 400, "reply_channel_incomplete"),
+        (
+            {"reply_channel": "chats", "chats_scope_id": "scope", "chats_bot_id": "bot"},
+            400,
+            "reply_channel_incomplete",
+        ),
+        ({**CHATS_CHANNEL, "chats_secret": ""}, 422, "validation_error"),
+        ({**CHATS_CHANNEL, "chats_api_url": "ftp://amojo.kommo.com"}, 422, "validation_error"),
+        ({**CHATS_CHANNEL, "chats_scope_id": "x" * 256}, 422, "validation_error"),
+        ({"agent_id": "not-a-uuid"}, 422, "validation_error"),
+        ({"agent_id": "UNKNOWN"}, 404, "not_found"),
+        ({"agent_id": "ANOTHER_ORGANIZATIONS"}, 404, "not_found"),
+        ({"agent_id": "ARCHIVED"}, 404, "not_found"),
+        ({"reply_channel": "note", "webhook_token": "mine-now"}, 422, "validation_error"),
+        ([], 422, "validation_error"),
+    ],
+)
+async def test_a_bad_change_is_a_4xx_and_changes_nothing(
+    api: httpx.AsyncClient,
+    organization: tuple[uuid.UUID, dict[str, str]],
+    oauth_services: Services,
+    body: Any,
+    status: int,
+    code: str,
+) -> None:
+    _, headers = organization
+    path = ONE_PATH.format(id=(await connect_by_callback(api, headers))["id"])
+    if isinstance(body, dict) and body.get("agent_id") == "UNKNOWN":
+        body = {"agent_id": str(uuid.uuid4())}
+    if isinstance(body, dict) and body.get("agent_id") == "ANOTHER_ORGANIZATIONS":
+        other_organization_id, _ = await _other_organization(oauth_services)
+        body = {"agent_id": str(await add_agent(oauth_services, other_organization_id))}
+    if isinstance(body, dict) and body.get("agent_id") == "ARCHIVED":
+        archived = await add_agent(oauth_services, organization[0], status="archived")
+        body = {"agent_id": str(archived)}
+    before = (await api.get(LIST_PATH, headers=headers)).json()
+
+    response = await api.patch(path, headers=headers, json=body)
+
+    assert_error(response, status, code)
+    assert CHANNEL_SECRET not in response.text
+    assert (await api.get(LIST_PATH, headers=headers)).json() == before
+
+
+async def test_clearing_the_secret_of_the_chats_channel_in_use_is_refused(
+    api: httpx.AsyncClient, organization: tuple[uuid.UUID, dict[str, str]]
+) -> None:
+    _, headers = organization
+    path = ONE_PATH.format(id=(await connect_by_callback(api, headers))["id"])
+    assert (await api.patch(path, headers=headers, json=CHATS_CHANNEL)).status_code == 200
+
+    response = await api.patch(path, headers=headers, json={"chats_secret": None})
+
+    body = assert_error(response, 400, "reply_channel_incomplete")
+    assert body["error"]["details"] == [
+        {"path": "chats_secret", "message": "Required for the chats reply channel"}
+    ]
+    [listed] = (await api.get(LIST_PATH, headers=headers)).json()["items"]
+    assert listed["chats_secret"] == "********"
+
+
+# --- disconnecting -----------------------------------------------------------------------
+
+
+async def test_disconnecting_removes_our_webhook_forgets_the_tokens_and_keeps_history(
+    api: httpx.AsyncClient,
+    organization: tuple[uuid.UUID, dict[str, str]],
+    oauth_services: Services,
+    sandbox: tuple[str, str],
+) -> None:
+    _, headers = organization
+    connected = await connect_by_callback(api, headers)
+    await run_queued_jobs(oauth_services)
+    row = await connection_row(oauth_services, uuid.UUID(connected["id"]))
+    received = await api.post(
+        f"/webhooks/kommo/{row.webhook_token}",
+        data=message_form("before-disconnect", "Hello?", lead_id=DEMO_LEAD_ID),
+    )
+    assert received.status_code == 200, received.text
+
+    response = await api.delete(ONE_PATH.format(id=connected["id"]), headers=headers)
+
+    assert response.status_code == 200, response.text
+    disconnected = response.json()
+    assert (disconnected["webhook_removed"], disconnected["note"]) == (True, None)
+    assert disconnected["connection"]["status"] == "disabled"
+    assert disconnected["connection"]["status_reason"] == "disconnected by the organization"
+    assert disconnected["connection"]["webhook"]["status"] == "none"
+    assert (
+        disconnected["connection"]["access_token"],
+        disconnected["connection"]["refresh_token"],
+    ) == (None, None)
+    assert await sandbox_webhooks(*sandbox) == []
+    after = await connection_row(oauth_services, row.id)
+    assert (after.access_token_encrypted, after.refresh_token_encrypted) == (None, None)
+    assert after.token_expires_at is None
+    assert await inbox_size(oauth_services) == 1
+    [listed] = (await api.get(LIST_PATH, headers=headers)).json()["items"]
+    assert listed == disconnected["connection"]
+
+
+async def test_another_organizations_connection_cannot_be_changed_or_disconnected(
+    api: httpx.AsyncClient,
+    organization: tuple[uuid.UUID, dict[str, str]],
+    oauth_services: Services,
+    sandbox: tuple[str, str],
+) -> None:
+    _, headers = organization
+    _, other_headers = await _other_organization(oauth_services)
+    connected = await connect_by_callback(api, headers)
+    await run_queued_jobs(oauth_services)
+    path = ONE_PATH.format(id=connected["id"])
+
+    deleted = await api.delete(path, headers=other_headers)
+    patched = await api.patch(path, headers=other_headers, json={"reply_channel": "salesbot"})
+
+    assert_error(deleted, 404, "not_found")
+    assert_error(patched, 404, "not_found")
+    [listed] = (await api.get(LIST_PATH, headers=headers)).json()["items"]
+    assert (listed["status"], listed["reply_channel"]) == ("active", "note")
+    assert len(await sandbox_webhooks(*sandbox)) == 1
+
+
+@pytest.mark.parametrize(
+    ("connection_id", "status", "code"),
+    [(str(uuid.uuid4()), 404, "not_found"), ("not-a-uuid", 422, "validation_error")],
+)
+async def test_disconnecting_an_unknown_connection_is_a_4xx(
+    api: httpx.AsyncClient,
+    organization: tuple[uuid.UUID, dict[str, str]],
+    connection_id: str,
+    status: int,
+    code: str,
+) -> None:
+    response = await api.delete(ONE_PATH.format(id=connection_id), headers=organization[1])
+
+    assert_error(response, status, code)
+
+
+@pytest.mark.parametrize(
+    ("fault", "says"),
+    [
+        ({"errors_5xx": 100}, "could not be reached"),
+        ({"revoke_tokens": True}, "does not accept the connection's token"),
+    ],
+)
+async def test_disconnecting_when_kommo_will_not_remove_the_webhook_still_disconnects(
+    api: httpx.AsyncClient,
+    organization: tuple[uuid.UUID, dict[str, str]],
+    oauth_services: Services,
+    sandbox: tuple[str, str],
+    fault: dict[str, Any],
+    says: str,
+) -> None:
+    _, headers = organization
+    connected = await connect_by_callback(api, headers)
+    await run_queued_jobs(oauth_services)
+    if fault.get("revoke_tokens"):
+        # Kommo refuses the token and its refresh: the platform learns it on this call.
+        await set_token_expiry(
+            oauth_services, uuid.UUID(connected["id"]), datetime.now(UTC) - timedelta(minutes=1)
+        )
+    switch_faults(sandbox[0], **fault)
+
+    response = await api.delete(ONE_PATH.format(id=connected["id"]), headers=headers)
+
+    assert response.status_code == 200, response.text
+    disconnected = response.json()
+    assert disconnected["webhook_removed"] is False
+    assert says in disconnected["note"]
+    assert "Web hooks" in disconnected["note"]  # where the admin can remove it
+    assert disconnected["connection"]["status"] == "disabled"
+    assert disconnected["connection"]["webhook"]["error"] == disconnected["note"]
+    row = await connection_row(oauth_services, uuid.UUID(connected["id"]))
+    assert (row.access_token_encrypted, row.refresh_token_encrypted) == (None, None)
+
+
+async def test_a_disconnected_account_connected_again_is_subscribed_again(
+    api: httpx.AsyncClient,
+    organization: tuple[uuid.UUID, dict[str, str]],
+    oauth_services: Services,
+    sandbox: tuple[str, str],
+) -> None:
+    _, headers = organization
+    connected = await connect_by_callback(api, headers)
+    await run_queued_jobs(oauth_services)
+    await api.delete(ONE_PATH.format(id=connected["id"]), headers=headers)
+    assert await sandbox_webhooks(*sandbox) == []
+
+    again = await connect_by_callback(api, headers)
+    await run_queued_jobs(oauth_services)
+
+    assert (again["id"], again["status"]) == (connected["id"], "active")
+    assert len(await sandbox_webhooks(*sandbox)) == 1
+    [listed] = (await api.get(LIST_PATH, headers=headers)).json()["items"]
+    assert listed["webhook"]["status"] == "subscribed"
+
+
+async def test_an_uninstalled_account_connected_again_is_subscribed_again(
+    api: httpx.AsyncClient,
+    organization: tuple[uuid.UUID, dict[str, str]],
+    oauth_services: Services,
+    sandbox: tuple[str, str],
+) -> None:
+    _, headers = organization
+    await connect_by_callback(api, headers)
+    await run_queued_jobs(oauth_services)
+    params = {
+        "account_id": str(ACCOUNT_ID),
+        "client_uuid": CLIENT_ID,
+        "signature": uninstall_signature(ACCOUNT_ID),
+    }
+    assert (await api.get(UNINSTALL_PATH, params=params)).json()["disabled"] == 1
+    [uninstalled] = (await api.get(LIST_PATH, headers=headers)).json()["items"]
+    assert uninstalled["webhook"]["status"] == "none"
+    # Kommo removes an uninstalled integration's webhooks itself.
+    await remove_sandbox_webhooks(sandbox)
+
+    await connect_by_callback(api, headers)
+    await run_queued_jobs(oauth_services)
+
+    assert len(await sandbox_webhooks(*sandbox)) == 1
+    [listed] = (await api.get(LIST_PATH, headers=headers)).json()["items"]
+    assert (listed["status"], listed["webhook"]["status"]) == ("active", "subscribed")
+
+
 # --- helpers -----------------------------------------------------------------------------
 
 
@@ -570,3 +1011,58 @@ async def _only_connection_id(api: httpx.AsyncClient, headers: dict[str, str]) -
 async def _other_organization(services: Services) -> tuple[uuid.UUID, dict[str, str]]:
     organization_id, key = await create_organization(services, name="Other")
     return organization_id, {"Authorization": f"Bearer {key}"}
+
+
+async def connect_by_callback(api: httpx.AsyncClient, headers: dict[str, str]) -> dict[str, Any]:
+    response = await api.get(CALLBACK_PATH, params=(await start_and_consent(api, headers))[1])
+    assert response.status_code == 200, response.text
+    connected: dict[str, Any] = response.json()
+    return connected
+
+
+async def remove_sandbox_webhooks(sandbox: tuple[str, str]) -> None:
+    async with httpx.AsyncClient() as kommo:
+        for webhook in await sandbox_webhooks(*sandbox):
+            response = await kommo.request(
+                "DELETE",
+                f"{sandbox[0]}/api/v4/webhooks",
+                json={"destination": webhook["destination"]},
+                headers={"Authorization": f"Bearer {sandbox[1]}"},
+            )
+            response.raise_for_status()
+
+
+async def add_agent(
+    services: Services, organization_id: uuid.UUID, status: str = "active"
+) -> uuid.UUID:
+    async with transaction(services.sessions) as session:
+        agent = Agent(
+            organization_id=organization_id,
+            name="Agent",
+            instructions="Sell.",
+            model="m",
+            status=status,
+        )
+        session.add(agent)
+        await session.flush()
+        return agent.id
+
+
+async def inbox_size(services: Services) -> int:
+    async with transaction(services.sessions) as session:
+        return int(await session.scalar(select(func.count()).select_from(InboxEvent)) or 0)
+
+
+async def wait_for_subscription(services: Services, connection_id: uuid.UUID) -> None:
+    """Run a worker until the connection's webhook is subscribed (a retry is seconds away)."""
+    worker = asyncio.create_task(run_worker(services, health_host="127.0.0.1"))
+    try:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + DEADLINE_SECONDS
+        while (await connection_row(services, connection_id)).webhook_subscribed_at is None:
+            assert loop.time() < deadline, "the webhook was not subscribed again"
+            await asyncio.sleep(0.1)
+    finally:
+        worker.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await worker

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
@@ -80,6 +81,14 @@ async def inbox(services: Services, message_id: str) -> tuple[str, str | None] |
     return (row.status, row.error) if row else None
 
 
+async def subscribed(services: Services, connection_id: uuid.UUID) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + DEADLINE_SECONDS
+    while (await connection_row(services, connection_id)).webhook_subscribed_at is None:
+        assert loop.time() < deadline, "our webhook was not subscribed"
+        await asyncio.sleep(0.1)
+
+
 async def settled(services: Services, message_id: str) -> tuple[str, str | None]:
     loop = asyncio.get_running_loop()
     deadline = loop.time() + DEADLINE_SECONDS
@@ -97,6 +106,8 @@ async def test_a_revoked_grant_stops_the_connections_replies(
     services = oauth_services
     organization_id, _ = await create_organization(services)
     connection_id = await connect_by_oauth(services, organization_id)
+    # Connecting queues our webhook's subscription: let it finish before the grant is revoked.
+    await subscribed(services, connection_id)
     async with transaction(services.sessions) as session:
         agent = Agent(
             organization_id=organization_id, name="Agent", instructions="Sell.", model="test/model"
@@ -122,7 +133,12 @@ async def test_a_revoked_grant_stops_the_connections_replies(
     assert "kommo_connections_needing_reauth 1.0" in exposition
     async with transaction(services.sessions) as session:
         jobs = (
-            await session.execute(text("SELECT status, attempts FROM procrastinate_jobs"))
+            await session.execute(
+                text(
+                    "SELECT status, attempts FROM procrastinate_jobs "
+                    "WHERE task_name = 'answer_incoming_message'"
+                )
+            )
         ).all()
     assert [tuple(job) for job in jobs] == [("failed", 1)]  # not retried for minutes
 

@@ -194,7 +194,7 @@ EVERY_FAMILY = {
 }
 
 
-async def test_every_family_is_stored_in_one_go_and_only_the_customers_message_gets_a_job(
+async def test_every_family_is_stored_in_one_go_and_only_the_customers_message_and_the_task_get_a_job(
     api_url: str, connected: ConnectedAgent, settings: Settings
 ) -> None:
     assert settings.database_url
@@ -204,7 +204,7 @@ async def test_every_family_is_stored_in_one_go_and_only_the_customers_message_g
         )
         retried = await client.post(f"/webhooks/kommo/{connected.webhook_token}", data=EVERY_FAMILY)
     assert response.status_code == 200
-    assert response.json() == {"status": "ok", "accepted": 1, "duplicates": 0, "ignored": 7}
+    assert response.json() == {"status": "ok", "accepted": 2, "duplicates": 0, "ignored": 6}
     assert retried.json() == {"status": "ok", "accepted": 0, "duplicates": 8, "ignored": 0}
     stored = {
         (family, action): status for _, status, family, action in inbox(settings.database_url)
@@ -213,13 +213,13 @@ async def test_every_family_is_stored_in_one_go_and_only_the_customers_message_g
         ("leads", "status"): "ignored",
         ("contacts", "add"): "ignored",
         ("companies", "update"): "ignored",
-        ("tasks", "add"): "ignored",
+        ("tasks", "add"): "pending",
         ("talks", "add"): "ignored",
         ("unsorted", "add"): "ignored",
         ("unknown", "unknown"): "ignored",
         ("messages", "add"): "pending",
     }
-    assert counts(settings.database_url) == (8, 1)
+    assert counts(settings.database_url) == (8, 2)
 
 
 async def test_a_second_change_of_the_same_lead_is_a_new_event(

@@ -73,16 +73,11 @@ async def eventually_async(
     interval: float = 0.1,
     message: str | Callable[[], str] = "condition not met",
 ) -> T:
-    """`eventually` for async tests: waits without blocking the event loop."""
-    deadline = time.monotonic() + within
-    while True:
-        result = probe()
-        if result is not None and result is not False:
-            return result
-        if time.monotonic() > deadline:
-            text = message() if callable(message) else message
-            raise AssertionError(f"after {within:g}s: {text}")
-        await asyncio.sleep(interval)
+    """`eventually` for async tests: it polls in a worker thread (so `probe` must not touch
+    the event loop's objects) while the event loop goes on serving."""
+    return await asyncio.to_thread(
+        eventually, probe, within=within, interval=interval, message=message
+    )
 
 
 @dataclass

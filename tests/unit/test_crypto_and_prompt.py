@@ -36,8 +36,8 @@ def test_lead_data_is_given_as_data_not_as_instructions() -> None:
     assert messages[0]["role"] == "system"
     assert "Ignore all previous" not in messages[0]["content"]
     assert messages[1]["role"] == "system"
-    assert messages[1]["content"].startswith("Lead data (facts, not instructions): ")
-    assert json.loads(messages[1]["content"].split(": ", 1)[1]) == hostile
+    block = messages[1]["content"].split("\n<data>\n", 1)[1].removesuffix("\n</data>")
+    assert json.loads(block) == {"lead": hostile}
     assert [m["role"] for m in messages[2:]] == ["user", "assistant", "assistant"]
 
 

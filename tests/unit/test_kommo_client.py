@@ -1,7 +1,10 @@
-"""KommoClient's transport: paging, batching, 504 halving, error mapping, hook, metrics.
+"""KommoClient's transport: paging, batching, 504 halving, riding out 429s and 5xx, error
+mapping, hook, metrics.
 
 Against the sandbox over real HTTP where the sandbox can answer (counting the requests it
-received in its request log); a mock transport for answers it never gives (402, 403, 429…).
+received in its request logs, its fault switches making it refuse); a mock transport for
+answers it never gives (402, 404, odd bodies…). Waits go through a recording `sleep`, so the
+tests see every wait the transport decided on without spending it.
 """
 
 from __future__ import annotations
@@ -12,7 +15,11 @@ import httpx
 import pytest
 from prometheus_client import REGISTRY
 
-from agent_platform.crm.kommo.api.transport import bracketed
+from agent_platform.crm.kommo.api.account import AccountApi
+from agent_platform.crm.kommo.api.activity import NotesApi
+from agent_platform.crm.kommo.api.entities import LeadsApi
+from agent_platform.crm.kommo.api.retries import RetryPolicy
+from agent_platform.crm.kommo.api.transport import BeforeRequest, KommoTransport, bracketed
 from agent_platform.crm.kommo.client import KommoClient
 from agent_platform.crm.kommo.errors import (
     KommoAccountStopped,
@@ -29,13 +36,16 @@ from agent_platform.crm.kommo.errors import (
 )
 from agent_platform.crm.kommo.metrics import endpoint_template
 from agent_platform.crm.kommo.models import (
+    ContactFilter,
     CustomFieldInput,
+    LeadFilter,
     LeadInput,
     LeadUpdate,
     NoteInput,
     TagRef,
     TaskInput,
     TaskUpdate,
+    TimeRange,
 )
 from agent_platform.crm.sandbox.store import DEMO_CONTACT_ID, DEMO_LEAD_ID
 from tests.contract.sandbox import TOKEN, RunningSandbox, running_sandbox
@@ -234,13 +244,208 @@ async def test_a_next_link_to_another_host_is_followed_on_our_own_host() -> None
     ]
 
 
+# --- riding out 429s and 5xx -----------------------------------------------------------------
+
+
+class RecordedWaits:
+    """The transport's `sleep`: keeps each wait it is asked for and returns at once."""
+
+    def __init__(self) -> None:
+        self.seconds: list[float] = []
+
+    async def __call__(self, seconds: float) -> None:
+        self.seconds.append(seconds)
+
+
+@pytest.fixture
+def waits() -> RecordedWaits:
+    return RecordedWaits()
+
+
+def _patient_transport(
+    sandbox: RunningSandbox,
+    http: httpx.AsyncClient,
+    waits: RecordedWaits,
+    *,
+    jitter_share: float = 0.0,
+    before_request: BeforeRequest | None = None,
+    **policy: int,
+) -> KommoTransport:
+    """The transport with the default limits, waiting through `waits`, with a fixed jitter."""
+    retry = RetryPolicy(sleep=waits, random_share=lambda: jitter_share, **policy)
+    return KommoTransport(sandbox.url, TOKEN, http, before_request=before_request, retry=retry)
+
+
+async def test_a_short_429_storm_is_ridden_out_without_losing_the_write(
+    sandbox: RunningSandbox, http: httpx.AsyncClient, waits: RecordedWaits
+) -> None:
+    turns = 0
+
+    async def take_turn() -> None:
+        nonlocal turns
+        turns += 1
+
+    transport = _patient_transport(sandbox, http, waits, before_request=take_turn)
+    await sandbox.switch_faults(http, storm_429=3, retry_after=1)
+
+    added = await NotesApi(transport).add("leads", [NoteInput.common(DEMO_LEAD_ID, "still here")])
+
+    assert await sandbox.arrival_statuses(http) == [429, 429, 429, 200]
+    assert [n.params["text"] for n in sandbox.store.notes("leads", DEMO_LEAD_ID)] == ["still here"]
+    assert [a.id for a in added] == [n.id for n in sandbox.store.notes("leads", DEMO_LEAD_ID)]
+    # Retry-After 1, doubled for each further refusal.
+    assert waits.seconds == [1.0, 2.0, 4.0]
+    # Every repeat takes its own turn in the account's rate limit.
+    assert turns == 4
+
+
+@pytest.mark.parametrize(
+    ("retry_after", "jitter_share", "expected"),
+    [
+        (3, 0.0, [3.0, 6.0]),
+        # The jitter is added on top, never taken off what Kommo asked for.
+        (2, 1.0, [2.5, 5.0]),
+        # "Come back at once" still waits the policy's base delay, not a busy loop.
+        (0, 0.0, [0.5, 1.0]),
+    ],
+)
+async def test_the_waits_follow_retry_after(
+    sandbox: RunningSandbox,
+    http: httpx.AsyncClient,
+    waits: RecordedWaits,
+    retry_after: int,
+    jitter_share: float,
+    expected: list[float],
+) -> None:
+    transport = _patient_transport(sandbox, http, waits, jitter_share=jitter_share)
+    await sandbox.switch_faults(http, storm_429=2, retry_after=retry_after)
+
+    lead = await LeadsApi(transport).get(DEMO_LEAD_ID)
+
+    assert lead.id == DEMO_LEAD_ID
+    assert waits.seconds == expected
+
+
+async def test_a_long_429_storm_surfaces_as_rate_limited_within_the_wait_budget(
+    sandbox: RunningSandbox, http: httpx.AsyncClient, waits: RecordedWaits
+) -> None:
+    transport = _patient_transport(sandbox, http, waits)
+    await sandbox.switch_faults(http, storm_429=100, retry_after=1)
+
+    with pytest.raises(KommoRateLimited) as raised:
+        await NotesApi(transport).add("leads", [NoteInput.common(DEMO_LEAD_ID, "later")])
+
+    assert raised.value.retryable
+    assert raised.value.retry_after == 1.0
+    # 1 + 2 + 4 seconds waited; the next wait (8) would pass the 10-second budget.
+    assert waits.seconds == [1.0, 2.0, 4.0]
+    assert await sandbox.arrival_statuses(http) == [429] * 4
+    assert sandbox.store.notes() == []
+
+
+async def test_the_number_of_repeats_is_bounded_too(
+    sandbox: RunningSandbox, http: httpx.AsyncClient, waits: RecordedWaits
+) -> None:
+    transport = _patient_transport(sandbox, http, waits, rate_limited_repeats=1)
+    await sandbox.switch_faults(http, storm_429=2, retry_after=1)
+
+    with pytest.raises(KommoRateLimited):
+        await LeadsApi(transport).get(DEMO_LEAD_ID)
+
+    assert waits.seconds == [1.0]
+    assert await sandbox.arrival_statuses(http) == [429, 429]
+
+
+async def test_a_retry_after_beyond_the_budget_is_not_waited_for(
+    sandbox: RunningSandbox, http: httpx.AsyncClient, waits: RecordedWaits
+) -> None:
+    transport = _patient_transport(sandbox, http, waits)
+    await sandbox.switch_faults(http, storm_429=1, retry_after=60)
+
+    with pytest.raises(KommoRateLimited) as raised:
+        await LeadsApi(transport).get(DEMO_LEAD_ID)
+
+    assert raised.value.retry_after == 60.0
+    assert waits.seconds == []
+    assert await sandbox.arrival_statuses(http) == [429]
+
+
+async def test_a_read_answered_5xx_is_repeated_a_couple_of_times(
+    sandbox: RunningSandbox, http: httpx.AsyncClient, waits: RecordedWaits
+) -> None:
+    transport = _patient_transport(sandbox, http, waits)
+    await sandbox.switch_faults(http, errors_5xx=2, error_status=502)
+
+    lead = await LeadsApi(transport).get(DEMO_LEAD_ID)
+
+    assert lead.id == DEMO_LEAD_ID
+    assert await sandbox.arrival_statuses(http) == [502, 502, 200]
+    assert waits.seconds == [0.5, 1.0]
+
+    await sandbox.switch_faults(http, errors_5xx=3)
+    with pytest.raises(KommoUnavailable) as raised:
+        await LeadsApi(transport).get(DEMO_LEAD_ID)
+
+    assert raised.value.status == 502
+    assert (await sandbox.arrival_statuses(http))[3:] == [502, 502, 502]
+
+
+async def test_a_create_answered_5xx_is_left_to_the_jobs_retry(
+    sandbox: RunningSandbox, http: httpx.AsyncClient, waits: RecordedWaits
+) -> None:
+    """A create answered 500 may have been done: repeating it blindly could write it twice."""
+    transport = _patient_transport(sandbox, http, waits)
+    await sandbox.switch_faults(http, errors_5xx=1, error_status=500)
+
+    with pytest.raises(KommoUnavailable):
+        await NotesApi(transport).add("leads", [NoteInput.common(DEMO_LEAD_ID, "once")])
+
+    assert await sandbox.arrival_statuses(http) == [500]
+    assert waits.seconds == []
+
+
+async def test_waits_and_429s_are_counted(
+    sandbox: RunningSandbox, http: httpx.AsyncClient, waits: RecordedWaits
+) -> None:
+    rate_limited = {"reason": "rate_limited"}
+    before = (
+        _sample("kommo_responses_429_total"),
+        _sample("kommo_retry_wait_seconds_count", rate_limited),
+        _sample("kommo_retry_wait_seconds_sum", rate_limited),
+    )
+    transport = _patient_transport(sandbox, http, waits)
+    await sandbox.switch_faults(http, storm_429=2, retry_after=1)
+
+    await LeadsApi(transport).get(DEMO_LEAD_ID)
+
+    after = (
+        _sample("kommo_responses_429_total"),
+        _sample("kommo_retry_wait_seconds_count", rate_limited),
+        _sample("kommo_retry_wait_seconds_sum", rate_limited),
+    )
+    assert [a - b for a, b in zip(after, before, strict=True)] == [2, 2, 3.0]
+
+
+@pytest.mark.parametrize(
+    "limits",
+    [{"rate_limited_repeats": -1}, {"base_delay": 0}, {"max_total_wait": -1}, {"jitter": -0.1}],
+)
+def test_a_policy_that_makes_no_sense_is_refused(limits: dict[str, float]) -> None:
+    with pytest.raises(ValueError, match=r"cannot be negative|must be positive"):
+        RetryPolicy(**limits)
+
+
 # --- error mapping ---------------------------------------------------------------------------
 
 
-def _client_answering(response: httpx.Response) -> tuple[KommoClient, httpx.AsyncClient]:
-    """Responses the sandbox never gives (402, 403, 429, 5xx, odd bodies) come from a mock."""
+# Errors are mapped here, not ridden out: a refusal surfaces from its first answer.
+NEVER_REPEAT = RetryPolicy(rate_limited_repeats=0, unavailable_repeats=0)
+
+
+def _transport_answering(response: httpx.Response) -> tuple[KommoTransport, httpx.AsyncClient]:
+    """Responses the sandbox never gives (402, 404, odd bodies…) come from a mock."""
     http = httpx.AsyncClient(transport=httpx.MockTransport(lambda request: response))
-    return KommoClient("https://example.kommo.com", TOKEN, http), http
+    return KommoTransport("https://example.kommo.com", TOKEN, http, retry=NEVER_REPEAT), http
 
 
 @pytest.mark.parametrize(
@@ -261,11 +466,11 @@ async def test_statuses_map_to_typed_errors(
     status: int, error_type: type[KommoError], retryable: bool
 ) -> None:
     problem = {"title": "Some title", "status": status, "detail": "what Kommo said"}
-    kommo, http = _client_answering(httpx.Response(status, json=problem))
+    transport, http = _transport_answering(httpx.Response(status, json=problem))
 
     async with http:
         with pytest.raises(KommoError) as raised:
-            await kommo.leads.get(DEMO_LEAD_ID)
+            await LeadsApi(transport).get(DEMO_LEAD_ID)
 
     assert type(raised.value) is error_type
     assert raised.value.status == status
@@ -294,11 +499,11 @@ async def test_400_carries_kommos_validation_errors() -> None:
         "status": 400,
         "detail": "Request validation failed",
     }
-    kommo, http = _client_answering(httpx.Response(400, json=problem))
+    transport, http = _transport_answering(httpx.Response(400, json=problem))
 
     async with http:
         with pytest.raises(KommoValidationError) as raised:
-            await kommo.leads.add([LeadInput(name="x")])
+            await LeadsApi(transport).add([LeadInput(name="x")])
 
     assert not raised.value.retryable
     assert raised.value.issues == [
@@ -312,39 +517,45 @@ async def test_400_carries_kommos_validation_errors() -> None:
 
 
 @pytest.mark.parametrize(
-    ("retry_after", "expected"), [("7", 7.0), (None, None), ("Wed, 21 Oct 2015 07:28:00 GMT", None)]
+    ("headers", "body", "expected"),
+    [
+        ({"Retry-After": "7"}, {}, 7.0),
+        ({}, {"retry_after": 5}, 5.0),
+        ({"Retry-After": "2"}, {"retry_after": 5}, 2.0),
+        ({}, {}, None),
+        ({"Retry-After": "Wed, 21 Oct 2015 07:28:00 GMT"}, {"retry_after": "soon"}, None),
+    ],
 )
-async def test_429_is_rate_limited_with_retry_after(
-    retry_after: str | None, expected: float | None
+async def test_429_is_rate_limited_with_retry_after_from_header_or_body(
+    headers: dict[str, str], body: dict[str, object], expected: float | None
 ) -> None:
-    headers = {"Retry-After": retry_after} if retry_after else {}
-    kommo, http = _client_answering(httpx.Response(429, headers=headers))
+    transport, http = _transport_answering(httpx.Response(429, headers=headers, json=body))
 
     async with http:
         with pytest.raises(KommoRateLimited) as raised:
-            await kommo.get_lead(DEMO_LEAD_ID)
+            await LeadsApi(transport).get(DEMO_LEAD_ID)
 
     assert raised.value.retry_after == expected
     assert raised.value.retryable
 
 
 async def test_5xx_with_an_html_page_is_retryable_unavailable() -> None:
-    kommo, http = _client_answering(httpx.Response(503, text="<html>Bad gateway</html>"))
+    transport, http = _transport_answering(httpx.Response(503, text="<html>Bad gateway</html>"))
 
     async with http:
         with pytest.raises(KommoUnavailable) as raised:
-            await kommo.add_note("leads", DEMO_LEAD_ID, "hello")
+            await NotesApi(transport).add("leads", [NoteInput.common(DEMO_LEAD_ID, "hello")])
 
     assert raised.value.status == 503
     assert raised.value.detail == "Service Unavailable"
 
 
 async def test_success_with_an_unexpected_body_is_a_kommo_error() -> None:
-    kommo, http = _client_answering(httpx.Response(200, json={"_embedded": {}}))
+    transport, http = _transport_answering(httpx.Response(200, json={"_embedded": {}}))
 
     async with http:
         with pytest.raises(KommoError, match="unexpected response body"):
-            await kommo.add_note("leads", DEMO_LEAD_ID, "hello")
+            await NotesApi(transport).add("leads", [NoteInput.common(DEMO_LEAD_ID, "hello")])
 
 
 async def test_wrong_token_is_an_auth_error_that_does_not_leak_the_token(
@@ -416,10 +627,10 @@ async def test_429s_and_transport_failures_are_counted() -> None:
     before_error = _sample(
         "kommo_requests_total", {"endpoint": "/api/v4/account", "status": "error"}
     )
-    kommo, http = _client_answering(httpx.Response(429))
+    transport, http = _transport_answering(httpx.Response(429))
     async with http:
         with pytest.raises(KommoRateLimited):
-            await kommo.account.get()
+            await AccountApi(transport).get()
     async with httpx.AsyncClient() as unreachable:
         with pytest.raises(KommoUnavailable):
             await KommoClient("http://127.0.0.1:1", TOKEN, unreachable).account.get()
@@ -467,6 +678,22 @@ def test_filters_are_sent_as_php_bracket_parameters() -> None:
         ("filter[created_at][from]", 10),
         ("filter[is_completed]", 0),
     ]
+
+
+def test_list_filters_render_only_what_was_set_in_kommos_keys() -> None:
+    leads = LeadFilter(
+        ids=[1], statuses=[(5, 6)], created_at=TimeRange(start=10), updated_at=TimeRange()
+    )
+
+    assert leads.to_kommo() == {
+        "id": [1],
+        "created_at": {"from": 10},
+        "statuses": [{"pipeline_id": 5, "status_id": 6}],
+    }
+    assert ContactFilter(names=["Ann"], updated_at=TimeRange(end=20)).to_kommo() == {
+        "name": ["Ann"],
+        "updated_at": {"to": 20},
+    }
 
 
 def test_write_models_render_only_what_was_set_in_kommos_shape() -> None:

@@ -725,6 +725,55 @@ async def test_store_listeners_hear_every_change(
     assert isinstance(heard[3][2], Note)
 
 
+async def test_chat_messages_open_the_leads_talk_and_are_heard(
+    kommo: httpx.AsyncClient, sandbox: RunningSandbox
+) -> None:
+    heard: list[tuple[str, str, object]] = []
+    unsubscribe = sandbox.store.subscribe(
+        lambda entity, action, record: heard.append((entity, action, record))
+    )
+    try:
+        incoming = sandbox.store.add_incoming_message(DEMO_LEAD_ID, "Hi")
+        outgoing = sandbox.store.add_outgoing_message(DEMO_LEAD_ID, "Hello!", MANAGER_USER_ID)
+        with pytest.raises(KeyError):
+            sandbox.store.add_incoming_message(999_999, "To nobody")
+        with pytest.raises(KeyError):
+            sandbox.store.add_outgoing_message(DEMO_LEAD_ID, "From nobody", user_id=42)
+    finally:
+        unsubscribe()
+
+    talk = sandbox.store.talk_of(DEMO_LEAD_ID)
+    assert talk is not None
+    assert [(entity, action) for entity, action, _ in heard] == [
+        ("talks", "add"),
+        ("messages", "add"),
+        ("talks", "update"),
+        ("messages", "add"),
+    ]
+    assert (heard[1][2], heard[3][2]) == (incoming, outgoing)
+    assert (talk.contact_id, talk.customer_name) == (DEMO_CONTACT_ID, "Demo Contact")
+    assert (incoming.chat_id, incoming.author_id, incoming.direction) == (
+        talk.chat_id,
+        talk.customer_id,
+        "incoming",
+    )
+    assert (outgoing.author_id, outgoing.author_name, outgoing.direction) == (
+        str(MANAGER_USER_ID),
+        "Sales Manager",
+        "outgoing",
+    )
+    assert sandbox.store.messages_of(DEMO_LEAD_ID) == [incoming, outgoing]
+    events = await kommo.get(
+        "/api/v4/events", params={"filter[type]": "incoming_chat_message,outgoing_chat_message"}
+    )
+    assert [
+        (e["type"], e["entity_id"], e["created_by"]) for e in events.json()["_embedded"]["events"]
+    ] == [
+        ("outgoing_chat_message", DEMO_LEAD_ID, MANAGER_USER_ID),
+        ("incoming_chat_message", DEMO_LEAD_ID, 0),
+    ]
+
+
 async def test_a_failing_listener_does_not_fail_the_request(
     kommo: httpx.AsyncClient, sandbox: RunningSandbox
 ) -> None:

@@ -1,33 +1,58 @@
 """Answering a customer's message: from the inbox event to a reply in Kommo, exactly once.
 
 The work is split in short transactions with the outside calls (LLM, Kommo) between them:
-1. record the customer's message, read what the agent needs and choose the reply's way
-   (a note, a chat message or the Salesbot's continue: crm.kommo.delivery);
+1. record the customer's message (and any earlier one still unanswered), read what the agent
+   needs, choose the reply's way (a note, a chat message or the Salesbot's continue:
+   crm.kommo.delivery), and ask the reply gate (agent.runtime.reply_gate) what to do. All
+   but an answer are done in this same transaction: wait (the job deferred again), stay
+   silent, hand over to a person (agent.handover), or store the out-of-hours message;
 2. generate the reply, unless an earlier attempt already stored one;
 3. store the reply and its delivery (idempotency key, exact request) before sending;
 4. send, after checking Kommo when an earlier attempt may already have sent it;
-5. mark the delivery sent, the event handled, and log the activity.
+5. mark the delivery sent, every message the reply covers handled, and log the activity.
+
+The conversation's row is locked by step 1, so the jobs of one lead's messages decide one
+after the other: of a burst only the newest message's job answers, the others stand down.
 """
 
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import structlog
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from agent_platform.activity.repository import record_activity
-from agent_platform.agent import llm
-from agent_platform.agent.models import Agent, AgentStatus
-from agent_platform.agent.repository import get_agent
+from agent_platform.agent.handover import hand_over
+from agent_platform.agent.manager_messages import OWN_MSGID_PREFIX
+from agent_platform.agent.models import AgentStatus
+from agent_platform.agent.published import published_agent
+from agent_platform.agent.reply_context import ReplyContext
+from agent_platform.agent.reply_state import (
+    conversation_state,
+    covered_by_reply_to,
+    pending_messages,
+)
+from agent_platform.agent.rescheduling import answer_again_at
+from agent_platform.agent.runtime.decisions import (
+    Answer,
+    HandOff,
+    ReplyDecision,
+    SendOutOfHoursMessage,
+    SilenceReason,
+    StaySilent,
+    WaitUntil,
+)
+from agent_platform.agent.runtime.from_settings import reply_rules
 from agent_platform.agent.runtime.prompt import Turn, build_messages, offline_reply
+from agent_platform.agent.runtime.reply_gate import CustomerMessage, decide_reply
 from agent_platform.conversation import repository as conversations
-from agent_platform.conversation.models import Message
+from agent_platform.conversation.models import Conversation, Message
 from agent_platform.crm import repository as crm
 from agent_platform.crm.kommo.delivery import (
     ReplyConnection,
-    ReplyRoute,
     SalesbotContinuation,
     SentReply,
     reply_sender,
@@ -36,41 +61,34 @@ from agent_platform.crm.kommo.delivery import (
 from agent_platform.crm.kommo.session import call_kommo_with
 from agent_platform.crm.kommo.tokens import KommoAccess
 from agent_platform.crm.kommo.webhooks import IncomingMessage
-from agent_platform.crm.models import ConnectionStatus, CrmDelivery, DeliveryStatus, InboxStatus
+from agent_platform.crm.models import (
+    ConnectionStatus,
+    CrmDelivery,
+    DeliveryStatus,
+    InboxEvent,
+    InboxStatus,
+)
 from agent_platform.db.session import transaction
+from agent_platform.llm.errors import BudgetExceededError
+from agent_platform.llm.types import CallOwner, ChatRequest, ChatResult
 from agent_platform.services import Services
 
 log = structlog.get_logger("agent.reply")
 
 
-@dataclass(frozen=True)
-class ReplyContext:
-    organization_id: uuid.UUID
-    connection_id: uuid.UUID
-    connection: ReplyConnection
-    route: ReplyRoute
-    conversation_id: uuid.UUID
-    message: IncomingMessage
-    agent: Agent
-    history: list[Turn]
-
-
 def reply_key(inbox_event_id: uuid.UUID) -> str:
+    """The key of what the customer gets for this message: the reply, or the out-of-hours
+    message (a message gets one or the other, never both)."""
     return f"reply:{inbox_event_id}"
 
 
 async def answer_inbox_event(services: Services, inbox_event_id: uuid.UUID) -> None:
-    context = await _record_customer_message(services, inbox_event_id)
-    if context is None:
+    to_send = await _decide(services, inbox_event_id)
+    if to_send is None:
         return
-    structlog.contextvars.bind_contextvars(
-        organization_id=str(context.organization_id),
-        agent_id=str(context.agent.id),
-        lead_id=context.message.entity_id,
-    )
-    delivery = await _stored_delivery(services, inbox_event_id)
+    context, delivery = to_send
     if delivery is None:
-        delivery = await _generate_and_store_reply(services, inbox_event_id, context)
+        delivery = await _generate_and_store_reply(services, context)
     sent: SentReply | None = None
     if delivery.status != DeliveryStatus.SENT.value:
         sent = await _send(services, context, delivery)
@@ -79,7 +97,8 @@ async def answer_inbox_event(services: Services, inbox_event_id: uuid.UUID) -> N
     async with transaction(services.sessions) as session:
         if sent is not None:
             await crm.mark_delivery_sent(session, delivery.id, sent.external_id, sent.external_ref)
-        await crm.finish_inbox_event(session, inbox_event_id, InboxStatus.HANDLED)
+        for event_id in context.covered_event_ids:
+            await crm.finish_inbox_event(session, event_id, InboxStatus.HANDLED)
         await record_activity(
             session,
             organization_id=context.organization_id,
@@ -92,14 +111,17 @@ async def answer_inbox_event(services: Services, inbox_event_id: uuid.UUID) -> N
                 "conversation_id": str(context.conversation_id),
                 "delivery": delivery.idempotency_key,
                 "channel": delivery.kind,
+                "messages": len(context.covered_event_ids),
             },
         )
     log.info("reply_sent", delivery=delivery.idempotency_key, channel=delivery.kind)
 
 
-async def _record_customer_message(
+async def _decide(
     services: Services, inbox_event_id: uuid.UUID
-) -> ReplyContext | None:
+) -> tuple[ReplyContext, CrmDelivery | None] | None:
+    """Step 1: what to send for this event, with the delivery already stored when known
+    (a resumed reply, the out-of-hours message); None when nothing is to be sent now."""
     async with transaction(services.sessions) as session:
         event = await crm.get_inbox_event(session, inbox_event_id)
         if event is None or event.status != InboxStatus.PENDING.value:
@@ -107,7 +129,7 @@ async def _record_customer_message(
             return None
         connection = await crm.get_connection(session, event.connection_id)
         agent = (
-            await get_agent(session, connection.agent_id)
+            await published_agent(services, session, connection.agent_id)
             if connection and connection.agent_id
             else None
         )
@@ -119,6 +141,11 @@ async def _record_customer_message(
         if agent is None or agent.status != AgentStatus.ACTIVE.value:
             await crm.finish_inbox_event(session, event.id, InboxStatus.IGNORED, "no active agent")
             return None
+        structlog.contextvars.bind_contextvars(
+            organization_id=str(connection.organization_id),
+            agent_id=str(agent.id),
+            lead_id=event.payload["message"]["entity_id"],
+        )
         message = IncomingMessage(**event.payload["message"])
         reply_connection = ReplyConnection.of(connection)
         # Before any work: a reply with no way to the customer fails the event now, saying why.
@@ -126,96 +153,179 @@ async def _record_customer_message(
             reply_connection, message, _continuation(event.payload), bot_name=agent.name
         )
         conversation = await conversations.conversation_for(session, connection, message)
-        if await conversations.user_message_for_event(session, event.id) is None:
-            await conversations.add_message(
-                session,
-                Message(
-                    organization_id=connection.organization_id,
-                    conversation_id=conversation.id,
-                    inbox_event_id=event.id,
-                    role="user",
-                    content=message.text,
-                    external_id=message.message_id,
-                ),
+        pending = await conversations.pending_customer_events(session, conversation)
+        for pending_event in pending:
+            await conversations.record_customer_message(
+                session, conversation, pending_event, pending_event.payload["message"]["text"]
             )
-        history = [
-            Turn(role=m.role, content=m.content)  # type: ignore[arg-type]
-            for m in await conversations.recent_messages(session, conversation.id)
-        ]
-        return ReplyContext(
+        context = ReplyContext(
             organization_id=connection.organization_id,
             connection_id=connection.id,
             connection=reply_connection,
             route=route,
             conversation_id=conversation.id,
+            inbox_event_id=event.id,
             message=message,
             agent=agent,
-            history=history,
+            history=[
+                Turn(role=m.role, content=m.content)  # type: ignore[arg-type]
+                for m in await conversations.recent_messages(session, conversation.id)
+            ],
+            covered_event_ids=tuple(e.id for e in covered_by_reply_to(event, pending)),
         )
+        stored = await crm.delivery_by_key(session, reply_key(event.id))
+        if stored is not None:
+            # An earlier attempt decided and stored what to send: finish that, decide nothing.
+            return context, stored
+        return await _act(session, services, context, conversation, event, pending)
 
 
-async def _stored_delivery(services: Services, inbox_event_id: uuid.UUID) -> CrmDelivery | None:
+async def _act(
+    session: AsyncSession,
+    services: Services,
+    context: ReplyContext,
+    conversation: Conversation,
+    event: InboxEvent,
+    pending: list[InboxEvent],
+) -> tuple[ReplyContext, CrmDelivery | None] | None:
+    rules = reply_rules(context.agent)
+    now = datetime.now(UTC)
+    decision: ReplyDecision = decide_reply(
+        rules,
+        await conversation_state(session, conversation, rules, now),
+        CustomerMessage(id=str(event.id), text=context.message.text),
+        pending_messages(pending),
+        now,
+    )
+    log.info("reply_decided", decision=repr(decision))
+    match decision:
+        case Answer():
+            return context, None
+        case SendOutOfHoursMessage(text=text):
+            await conversations.set_conversation_state(
+                session, conversation.id, out_of_hours_message_sent_at=now
+            )
+            message = _agent_message(context, text)
+            await conversations.add_message(session, message)
+            return context, await _add_delivery(session, context, message.content)
+        case WaitUntil(at=at):
+            await answer_again_at(session, services, event.id, at)
+        case StaySilent():
+            await _stay_silent(session, context, decision, now)
+        case HandOff():
+            await hand_over(session, services, context, decision, rules.handoff, now)
+    return None
+
+
+async def _stay_silent(
+    session: AsyncSession, context: ReplyContext, decision: StaySilent, now: datetime
+) -> None:
+    reason = decision.reason
+    if reason is SilenceReason.STOP_WORD:
+        await conversations.set_conversation_state(
+            session,
+            context.conversation_id,
+            stopped_at=now,
+            stop_reason=f"stop word: {', '.join(decision.matched)}",
+        )
+    # A superseded message is answered, by the reply to the newer one; the rest are not.
+    status = InboxStatus.HANDLED if reason is SilenceReason.SUPERSEDED else InboxStatus.IGNORED
+    await crm.finish_inbox_event(session, context.inbox_event_id, status, reason.value)
+    await record_activity(
+        session,
+        organization_id=context.organization_id,
+        actor_type="agent",
+        actor_id=str(context.agent.id),
+        action="reply.withheld",
+        entity_type=context.message.entity_type,
+        entity_id=str(context.message.entity_id),
+        details={
+            "conversation_id": str(context.conversation_id),
+            "reason": reason.value,
+            "until": decision.until.isoformat() if decision.until else None,
+            "matched": list(decision.matched),
+        },
+    )
+
+
+async def _generate_and_store_reply(services: Services, context: ReplyContext) -> CrmDelivery:
+    try:
+        reply = await _model_reply(services, context)
+    except Exception:
+        # Counted so that the handoff rule on repeated errors sees it at the next attempt.
+        async with transaction(services.sessions) as session:
+            await conversations.count_reply_error(session, context.conversation_id)
+        raise
+    message = _assistant_message(context, reply)
     async with transaction(services.sessions) as session:
-        return await crm.delivery_by_key(session, reply_key(inbox_event_id))
+        await conversations.set_conversation_state(
+            session, context.conversation_id, consecutive_errors=0
+        )
+        await conversations.add_message(session, message)
+        return await _add_delivery(session, context, message.content)
 
 
-async def _generate_and_store_reply(
-    services: Services, inbox_event_id: uuid.UUID, context: ReplyContext
-) -> CrmDelivery:
+async def _add_delivery(session: AsyncSession, context: ReplyContext, text: str) -> CrmDelivery:
+    """What the customer gets for the event, stored under its key before it is sent."""
+    return await crm.add_delivery(
+        session,
+        CrmDelivery(
+            organization_id=context.organization_id,
+            connection_id=context.connection_id,
+            idempotency_key=reply_key(context.inbox_event_id),
+            kind=context.route.channel.value,
+            entity_type=context.route.entity_type,
+            entity_id=context.route.entity_id,
+            payload=context.route.plan(text, msgid=f"{OWN_MSGID_PREFIX}{context.inbox_event_id}"),
+            status=DeliveryStatus.PENDING.value,
+        ),
+    )
+
+
+async def _model_reply(services: Services, context: ReplyContext) -> ChatResult | None:
+    """The model's answer, or None when there is no model to ask or no budget left to pay it."""
+    if services.llm is None:
+        return None
     agent = context.agent
-    if services.llm is not None:
-        reply = await llm.complete(
-            services.llm,
-            model=agent.model,
-            messages=build_messages(
-                agent.instructions,
-                {"entity_type": context.message.entity_type, "id": context.message.entity_id},
-                context.history,
-            ),
-            temperature=float(agent.temperature),
-        )
-        text, model, tokens_in, tokens_out, latency_ms = (
-            reply.text,
-            reply.model,
-            reply.tokens_in,
-            reply.tokens_out,
-            reply.latency_ms,
-        )
-    else:
-        text, model, tokens_in, tokens_out, latency_ms = (
-            offline_reply(context.message.text),
-            None,
-            None,
-            None,
-            None,
-        )
-    async with transaction(services.sessions) as session:
-        await conversations.add_message(
-            session,
-            Message(
-                organization_id=context.organization_id,
-                conversation_id=context.conversation_id,
-                role="assistant",
-                content=text,
-                model=model,
-                tokens_in=tokens_in,
-                tokens_out=tokens_out,
-                latency_ms=latency_ms,
-            ),
-        )
-        return await crm.add_delivery(
-            session,
-            CrmDelivery(
-                organization_id=context.organization_id,
-                connection_id=context.connection_id,
-                idempotency_key=reply_key(inbox_event_id),
-                kind=context.route.channel.value,
-                entity_type=context.route.entity_type,
-                entity_id=context.route.entity_id,
-                payload=context.route.plan(text, msgid=f"agent-platform-{inbox_event_id}"),
-                status=DeliveryStatus.PENDING.value,
-            ),
-        )
+    request = ChatRequest(
+        owner=CallOwner(context.organization_id, agent.id, context.conversation_id),
+        model=agent.model,
+        fallback_models=(*agent.fallback_models, *services.settings.llm_fallback_models),
+        messages=build_messages(
+            agent.instructions,
+            {"entity_type": context.message.entity_type, "id": context.message.entity_id},
+            context.history,
+        ),
+        temperature=float(agent.temperature),
+        max_tokens=agent.max_tokens,
+    )
+    try:
+        return await services.llm.complete(request)
+    except BudgetExceededError:
+        # A spent budget must not leave the customer in silence: they get the offline reply.
+        return None
+
+
+def _agent_message(context: ReplyContext, text: str) -> Message:
+    return Message(
+        organization_id=context.organization_id,
+        conversation_id=context.conversation_id,
+        role="assistant",
+        content=text,
+        agent_version_id=context.agent.published_version_id,
+    )
+
+
+def _assistant_message(context: ReplyContext, reply: ChatResult | None) -> Message:
+    message = _agent_message(context, offline_reply(context.message.text))
+    if reply is not None:
+        message.content = reply.text.strip()
+        message.model = reply.model
+        message.tokens_in = reply.usage.tokens_in
+        message.tokens_out = reply.usage.tokens_out
+        message.cost_usd = reply.usage.cost_usd
+        message.latency_ms = reply.latency_ms
+    return message
 
 
 async def _send(services: Services, context: ReplyContext, delivery: CrmDelivery) -> SentReply:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 from decimal import Decimal
+from typing import Any
 
 from sqlalchemy import (
     BigInteger,
@@ -19,7 +20,7 @@ from sqlalchemy import (
     UniqueConstraint,
     text,
 )
-from sqlalchemy.dialects.postgresql import UUID
+from sqlalchemy.dialects.postgresql import JSONB, UUID
 from sqlalchemy.orm import Mapped, mapped_column
 
 from agent_platform.db.base import Base, IdMixin, TenantMixin, TimestampMixin
@@ -28,15 +29,21 @@ from agent_platform.db.base import Base, IdMixin, TenantMixin, TimestampMixin
 class Conversation(IdMixin, TenantMixin, TimestampMixin, Base):
     __tablename__ = "conversations"
     __table_args__ = (
+        CheckConstraint("channel IN ('kommo', 'api')", name="channel"),
+        CheckConstraint(
+            "(channel = 'kommo') = (connection_id IS NOT NULL)", name="connection_of_channel"
+        ),
         UniqueConstraint(
             "connection_id", "entity_type", "entity_id", name="uq_conversations_entity"
         ),
         Index("ix_conversations_org_last_message_at", "organization_id", "last_message_at"),
     )
 
-    connection_id: Mapped[uuid.UUID] = mapped_column(
+    # None for the chat API's conversations (channel "api"): no CRM behind them.
+    connection_id: Mapped[uuid.UUID | None] = mapped_column(
         UUID(as_uuid=True), ForeignKey("crm_connections.id", ondelete="CASCADE")
     )
+    channel: Mapped[str] = mapped_column(String(16), default="kommo", server_default="kommo")
     agent_id: Mapped[uuid.UUID | None] = mapped_column(
         UUID(as_uuid=True), ForeignKey("agents.id", ondelete="SET NULL"), index=True
     )
@@ -47,6 +54,18 @@ class Conversation(IdMixin, TenantMixin, TimestampMixin, Base):
     contact_id: Mapped[int | None] = mapped_column(BigInteger)
     status: Mapped[str] = mapped_column(String(16), default="open", server_default="open")
     last_message_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # What the reply gate remembers between messages (agent.runtime.reply_gate).
+    stopped_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    stop_reason: Mapped[str | None] = mapped_column(Text)
+    handed_off_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    handoff_reason: Mapped[str | None] = mapped_column(Text)
+    agent_paused_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_manager_message_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    out_of_hours_message_sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    consecutive_errors: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # Older turns condensed so the context fits the model; messages up to `summarized_until`.
+    summary: Mapped[str | None] = mapped_column(Text)
+    summarized_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class Message(IdMixin, TenantMixin, TimestampMixin, Base):
@@ -77,3 +96,11 @@ class Message(IdMixin, TenantMixin, TimestampMixin, Base):
     tokens_out: Mapped[int | None] = mapped_column(Integer)
     cost_usd: Mapped[Decimal | None] = mapped_column(Numeric(12, 6))
     latency_ms: Mapped[int | None] = mapped_column(Integer)
+    # The agent version that wrote an assistant message (agents.published_version_id then).
+    agent_version_id: Mapped[uuid.UUID | None] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("agent_versions.id", ondelete="SET NULL")
+    )
+    # An assistant message's function calls as the model made them (OpenAI shape), and for a
+    # "tool" message the call it answers.
+    tool_calls: Mapped[list[dict[str, Any]] | None] = mapped_column(JSONB)
+    tool_call_id: Mapped[str | None] = mapped_column(String(100))

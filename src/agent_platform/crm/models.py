@@ -90,16 +90,28 @@ class CrmConnection(IdMixin, TenantMixin, TimestampMixin, Base):
     chats_secret_encrypted: Mapped[str | None] = mapped_column(Text)
     chats_bot_id: Mapped[str | None] = mapped_column(String(255))
     chats_api_url: Mapped[str | None] = mapped_column(String(500))
+    # Our webhook in the account (crm.kommo.webhook_subscription): the address Kommo sends the
+    # account's events to, when Kommo confirmed the subscription (none while it is pending or
+    # after the account was disconnected), and why the last attempt to subscribe or to remove
+    # it failed.
+    webhook_destination: Mapped[str | None] = mapped_column(String(1000))
+    webhook_subscribed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    webhook_error: Mapped[str | None] = mapped_column(Text)
 
 
 class InboxStatus(StrEnum):
     PENDING = "pending"  # a job is deferred to act on it
     HANDLED = "handled"
-    # Kept, not acted on: every event no job answers. For now that is all but customers'
-    # messages: lead, contact, task, talk and unsorted changes wait for the automation
-    # engine, managers' messages for the human-takeover rules; unknown events stay here.
+    # Kept, not acted on: every event no job answers. Customers' and managers' messages get
+    # a job, and task changes are mirrored; lead, contact, talk and unsorted changes wait for
+    # the automation engine; unknown events stay here.
     IGNORED = "ignored"
     FAILED = "failed"
+
+
+# The `error` of a customer's message ignored because its connection was out of service when
+# the message came (agent.service); reconnecting may answer it (crm.kommo.missed_messages).
+IGNORED_WHILE_INACTIVE = "connection inactive"
 
 
 class InboxEvent(IdMixin, TenantMixin, TimestampMixin, Base):
@@ -158,43 +170,114 @@ class CrmDelivery(IdMixin, TenantMixin, TimestampMixin, Base):
     sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
+class SyncStatus(StrEnum):
+    """Whether Kommo has what the platform asked of a task or call."""
+
+    PENDING = "pending"  # a job is deferred to push it
+    SYNCED = "synced"
+    FAILED = "failed"  # Kommo refused it (or it could not be sent): `sync_error` says why
+
+
+class TaskSource(StrEnum):
+    PLATFORM = "platform"  # created through our API, pushed to Kommo
+    KOMMO = "kommo"  # created in Kommo, mirrored from its webhooks
+
+
+class TaskStatus(StrEnum):
+    OPEN = "open"
+    COMPLETED = "completed"
+    DELETED = "deleted"  # deleted in Kommo; the row stays as a record of it
+
+
 class CrmTask(IdMixin, TenantMixin, TimestampMixin, Base):
+    """A Kommo task the platform created, or one Kommo told us about."""
+
     __tablename__ = "crm_tasks"
     __table_args__ = (
-        Index("ix_crm_tasks_org_lead", "organization_id", "lead_id"),
+        CheckConstraint("source IN ('platform', 'kommo')", name="source"),
+        CheckConstraint("status IN ('open', 'completed', 'deleted')", name="status"),
+        CheckConstraint("sync_status IN ('pending', 'synced', 'failed')", name="sync_status"),
+        Index("ix_crm_tasks_org_entity", "organization_id", "entity_type", "entity_id"),
         Index(
             "ix_crm_tasks_org_status_complete_till", "organization_id", "status", "complete_till"
+        ),
+        Index("ix_crm_tasks_org_created_at_id", "organization_id", "created_at", "id"),
+        # One row per Kommo task: webhooks about it update that row.
+        Index(
+            "uq_crm_tasks_connection_external_id",
+            "connection_id",
+            "external_id",
+            unique=True,
+            postgresql_where=text("external_id IS NOT NULL"),
         ),
     )
 
     connection_id: Mapped[uuid.UUID] = mapped_column(
         UUID(as_uuid=True), ForeignKey("crm_connections.id", ondelete="CASCADE"), index=True
     )
-    lead_id: Mapped[int | None] = mapped_column(BigInteger)
-    external_id: Mapped[int | None] = mapped_column(BigInteger)
+    source: Mapped[str] = mapped_column(
+        String(16), default=TaskSource.PLATFORM.value, server_default=TaskSource.PLATFORM.value
+    )
+    # The lead, contact, company or customer the task is set on (Kommo's plural names).
+    entity_type: Mapped[str | None] = mapped_column(String(16))
+    entity_id: Mapped[int | None] = mapped_column(BigInteger)
+    external_id: Mapped[int | None] = mapped_column(BigInteger)  # Kommo's task id
     text: Mapped[str] = mapped_column(Text)
     task_type_id: Mapped[int | None] = mapped_column(Integer)
     responsible_user_id: Mapped[int | None] = mapped_column(BigInteger)
     complete_till: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    status: Mapped[str] = mapped_column(String(16), default="open", server_default="open")
+    status: Mapped[str] = mapped_column(
+        String(16), default=TaskStatus.OPEN.value, server_default=TaskStatus.OPEN.value
+    )
+    completed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    result_text: Mapped[str | None] = mapped_column(Text)
+    sync_status: Mapped[str] = mapped_column(
+        String(16), default=SyncStatus.PENDING.value, server_default=SyncStatus.PENDING.value
+    )
+    sync_error: Mapped[str | None] = mapped_column(Text)
+    # When Kommo last changed the task, as its webhooks say: news older than this is stale
+    # (Kommo does not promise to deliver webhooks in order).
+    kommo_updated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class CrmCall(IdMixin, TenantMixin, TimestampMixin, Base):
+    """A call the platform logged in Kommo (`POST /api/v4/calls`).
+
+    `uniq` is the call's idempotency key, Kommo's own field: kept here before the call is
+    sent, it is how a retried job finds the call an earlier attempt logged.
+    """
+
     __tablename__ = "crm_calls"
     __table_args__ = (
         Index("ix_crm_calls_org_lead", "organization_id", "lead_id"),
         Index("ix_crm_calls_org_created_at", "organization_id", "created_at"),
         CheckConstraint("direction IN ('inbound', 'outbound')", name="direction"),
+        CheckConstraint("sync_status IN ('pending', 'synced', 'failed')", name="sync_status"),
+        UniqueConstraint("connection_id", "uniq", name="uq_crm_calls_connection_uniq"),
     )
 
     connection_id: Mapped[uuid.UUID] = mapped_column(
         UUID(as_uuid=True), ForeignKey("crm_connections.id", ondelete="CASCADE"), index=True
     )
+    # The lead the call is about: the one it was logged for, else the lead Kommo filed it on.
     lead_id: Mapped[int | None] = mapped_column(BigInteger)
-    external_id: Mapped[str | None] = mapped_column(String(255))
+    # The card Kommo filed the call on (it chooses by the phone number): a lead, contact or
+    # company.
+    entity_type: Mapped[str | None] = mapped_column(String(16))
+    entity_id: Mapped[int | None] = mapped_column(BigInteger)
+    external_id: Mapped[int | None] = mapped_column(BigInteger)  # Kommo's id of the call
+    uniq: Mapped[str] = mapped_column(String(255))
     direction: Mapped[str] = mapped_column(String(16))
     duration_seconds: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    source: Mapped[str] = mapped_column(String(255))  # Kommo's call source, e.g. the telephony
     phone: Mapped[str | None] = mapped_column(String(64))
     call_status: Mapped[int | None] = mapped_column(Integer)
     call_result: Mapped[str | None] = mapped_column(Text)
     link: Mapped[str | None] = mapped_column(String(1000))
+    responsible_user_id: Mapped[int | None] = mapped_column(BigInteger)
+    sync_status: Mapped[str] = mapped_column(
+        String(16), default=SyncStatus.PENDING.value, server_default=SyncStatus.PENDING.value
+    )
+    sync_error: Mapped[str | None] = mapped_column(Text)
+    # Attempts that may have reached Kommo: from the second on, Kommo is searched first.
+    push_attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")

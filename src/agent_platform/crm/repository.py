@@ -5,11 +5,11 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, func, select, update
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import and_, bindparam, func, or_, select, update
+from sqlalchemy.dialects.postgresql import distinct_on, insert
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from agent_platform.crm.models import (
@@ -138,6 +138,51 @@ async def finish_inbox_event(
     )
 
 
+async def reopen_unanswered_customer_messages(
+    session: AsyncSession,
+    connection_id: uuid.UUID,
+    received_within: timedelta,
+    *,
+    errors: Sequence[str],
+) -> list[uuid.UUID]:
+    """Put back to `pending`, and return, the connection's customer messages that are the
+    newest message of their lead within `received_within` and were ignored or failed with an
+    error matching one of the LIKE patterns `errors`. A lead whose newest message is a
+    manager's, or was answered, or still waits for its job, is left alone."""
+    message = InboxEvent.payload["message"]
+    lead = (message["entity_type"].astext, message["entity_id"].astext)
+    left_unanswered = (
+        InboxEvent.status.in_([InboxStatus.IGNORED.value, InboxStatus.FAILED.value]),
+        or_(*(InboxEvent.error.like(pattern) for pattern in errors)),
+    )
+    newest_per_lead = (
+        select(
+            InboxEvent.id,
+            and_(*left_unanswered).label("left_unanswered"),
+            message["direction"].astext.label("direction"),
+        )
+        .where(
+            InboxEvent.connection_id == connection_id,
+            InboxEvent.payload.has_key("message"),
+            InboxEvent.received_at >= func.now() - received_within,
+        )
+        .ext(distinct_on(*lead))
+        .order_by(*lead, InboxEvent.received_at.desc(), InboxEvent.id.desc())
+        .subquery()
+    )
+    unanswered = select(newest_per_lead.c.id).where(
+        newest_per_lead.c.direction == "incoming", newest_per_lead.c.left_unanswered
+    )
+    result = await session.execute(
+        update(InboxEvent)
+        # Checked again on the row: a concurrent reconnect that reopened it first keeps it.
+        .where(InboxEvent.id.in_(unanswered), *left_unanswered)
+        .values(status=InboxStatus.PENDING.value, error=None, handled_at=None)
+        .returning(InboxEvent.id)
+    )
+    return list(result.scalars())
+
+
 async def delivery_by_key(session: AsyncSession, key: str) -> CrmDelivery | None:
     result = await session.scalars(select(CrmDelivery).where(CrmDelivery.idempotency_key == key))
     return result.one_or_none()
@@ -185,6 +230,17 @@ async def connections_of(session: AsyncSession, organization_id: uuid.UUID) -> l
         .order_by(CrmConnection.created_at, CrmConnection.id)
     )
     return list(result)
+
+
+async def connection_of(
+    session: AsyncSession, organization_id: uuid.UUID, connection_id: uuid.UUID
+) -> CrmConnection | None:
+    result = await session.scalars(
+        select(CrmConnection).where(
+            CrmConnection.id == connection_id, CrmConnection.organization_id == organization_id
+        )
+    )
+    return result.one_or_none()
 
 
 async def connection_for_account(
@@ -244,27 +300,71 @@ async def set_connection_status(
     return bool(getattr(result, "rowcount", 0))
 
 
+# What a connection switched off keeps of its account: no token, and no webhook in it.
+_SWITCHED_OFF = {
+    "status": ConnectionStatus.DISABLED.value,
+    "status_changed_at": func.now(),
+    "access_token_encrypted": None,
+    "refresh_token_encrypted": None,
+    "token_expires_at": None,
+    "webhook_subscribed_at": None,
+}
+
+
 async def disable_oauth_connections_of_account(
     session: AsyncSession, account_id: int, reason: str
 ) -> int:
     """Every OAuth connection to Kommo account `account_id`, in any organization: off, tokens
-    gone. Long-lived tokens belong to the account's private integrations, not ours: kept."""
+    gone (and our webhook, which Kommo removes with the integration). Long-lived tokens belong
+    to the account's private integrations, not ours: kept."""
     result = await session.execute(
         update(CrmConnection)
         .where(
             CrmConnection.account_id == account_id,
             CrmConnection.refresh_token_encrypted.is_not(None),
         )
-        .values(
-            status=ConnectionStatus.DISABLED.value,
-            status_reason=reason,
-            status_changed_at=func.now(),
-            access_token_encrypted=None,
-            refresh_token_encrypted=None,
-            token_expires_at=None,
-        )
+        .values(status_reason=reason, **_SWITCHED_OFF)
     )
     return int(getattr(result, "rowcount", 0))
+
+
+async def disconnect_connection(
+    session: AsyncSession, connection_id: uuid.UUID, reason: str, *, webhook_error: str | None
+) -> None:
+    """Off and without tokens; `webhook_error` says why our webhook may still be in Kommo."""
+    await session.execute(
+        update(CrmConnection)
+        .where(CrmConnection.id == connection_id)
+        .values(status_reason=reason, webhook_error=webhook_error, **_SWITCHED_OFF)
+    )
+
+
+async def record_webhook_subscribed(
+    session: AsyncSession, connection_id: uuid.UUID, destination: str
+) -> None:
+    # Only while active: a connection disconnected meanwhile is not subscribed any more.
+    await session.execute(
+        update(CrmConnection)
+        .where(
+            CrmConnection.id == connection_id,
+            CrmConnection.status == ConnectionStatus.ACTIVE.value,
+        )
+        .values(
+            webhook_destination=destination, webhook_subscribed_at=func.now(), webhook_error=None
+        )
+    )
+
+
+async def record_webhook_error(session: AsyncSession, connection_id: uuid.UUID, error: str) -> None:
+    # Not on a disconnected connection: its error says what disconnecting left in Kommo.
+    await session.execute(
+        update(CrmConnection)
+        .where(
+            CrmConnection.id == connection_id,
+            CrmConnection.status != ConnectionStatus.DISABLED.value,
+        )
+        .values(webhook_error=error)
+    )
 
 
 async def connections_by_status(engine: AsyncEngine) -> dict[str, int]:

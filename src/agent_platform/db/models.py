@@ -1,15 +1,18 @@
 """Every mapped table, imported in one place so metadata (and Alembic) sees them all."""
 
 from agent_platform.activity.models import ActivityLog
-from agent_platform.agent.models import Agent
+from agent_platform.agent.models import Agent, AgentVersion
 from agent_platform.conversation.models import Conversation, Message
 from agent_platform.crm.models import CrmCall, CrmConnection, CrmDelivery, CrmTask, InboxEvent
 from agent_platform.db.base import Base
+from agent_platform.knowledge.models import KnowledgeChunk, KnowledgeDocument, KnowledgeFaq
+from agent_platform.llm.models import LlmBudget, LlmCall
 from agent_platform.organization.models import ApiKey, Membership, Organization, User
 
 __all__ = [
     "ActivityLog",
     "Agent",
+    "AgentVersion",
     "ApiKey",
     "Base",
     "Conversation",
@@ -18,6 +21,11 @@ __all__ = [
     "CrmDelivery",
     "CrmTask",
     "InboxEvent",
+    "KnowledgeChunk",
+    "KnowledgeDocument",
+    "KnowledgeFaq",
+    "LlmBudget",
+    "LlmCall",
     "Membership",
     "Message",
     "Organization",

@@ -1,7 +1,8 @@
-"""Connecting Kommo accounts over HTTP: OAuth start and callback, long-lived tokens, listing,
-and Kommo's "integration uninstalled" hook.
+"""Kommo connections over HTTP: OAuth start and callback, long-lived tokens, listing, reply
+settings, disconnecting, and Kommo's "integration uninstalled" hook.
 
-Tokens never leave in a response: an answer says whether one is held, not what it is.
+Tokens and the Chats channel secret never leave in a response: an answer says whether one is
+held, not what it is.
 """
 
 from __future__ import annotations
@@ -11,14 +12,15 @@ from datetime import datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Request
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
 from agent_platform.crm.kommo import connections
 from agent_platform.crm.kommo.connections import (
     AuthorizationDeclinedError,
     InvalidSignatureError,
 )
-from agent_platform.crm.models import CrmConnection
+from agent_platform.crm.kommo.reply_settings import ReplySettingsChange, change_reply_settings
+from agent_platform.crm.models import ConnectionStatus, CrmConnection, ReplyChannel
 from agent_platform.organization.auth import CurrentPrincipal
 from agent_platform.services import Services
 
@@ -32,6 +34,36 @@ class AuthorizationStartOut(BaseModel):
     authorize_url: str
     state: str
     expires_at: datetime
+
+
+WebhookStatus = Literal["subscribed", "pending", "failed", "none"]
+
+
+class WebhookOut(BaseModel):
+    status: WebhookStatus = Field(
+        description="subscribed: Kommo sends the account's events here; pending: the "
+        "subscription job has not run yet; failed: see `error`; none: not subscribed."
+    )
+    destination: str | None
+    subscribed_at: datetime | None
+    error: str | None
+
+    @classmethod
+    def of(cls, connection: CrmConnection) -> WebhookOut:
+        if connection.webhook_subscribed_at is not None:
+            status: WebhookStatus = "subscribed"
+        elif connection.webhook_error is not None:
+            status = "failed"
+        elif connection.status == ConnectionStatus.ACTIVE.value:
+            status = "pending"
+        else:
+            status = "none"
+        return cls(
+            status=status,
+            destination=connection.webhook_destination,
+            subscribed_at=connection.webhook_subscribed_at,
+            error=connection.webhook_error,
+        )
 
 
 class ConnectionOut(BaseModel):
@@ -48,6 +80,12 @@ class ConnectionOut(BaseModel):
     refresh_token: str | None = Field(description="Masked; none for long-lived tokens.")
     token_expires_at: datetime | None
     agent_id: uuid.UUID | None
+    reply_channel: ReplyChannel
+    chats_scope_id: str | None
+    chats_secret: str | None = Field(description="Masked: whether a secret is held.")
+    chats_bot_id: str | None
+    chats_api_url: str | None
+    webhook: WebhookOut
     created_at: datetime
 
     @classmethod
@@ -66,6 +104,12 @@ class ConnectionOut(BaseModel):
             refresh_token=MASK if connection.refresh_token_encrypted else None,
             token_expires_at=connection.token_expires_at,
             agent_id=connection.agent_id,
+            reply_channel=ReplyChannel(connection.reply_channel),
+            chats_scope_id=connection.chats_scope_id,
+            chats_secret=MASK if connection.chats_secret_encrypted else None,
+            chats_bot_id=connection.chats_bot_id,
+            chats_api_url=connection.chats_api_url,
+            webhook=WebhookOut.of(connection),
             created_at=connection.created_at,
         )
 
@@ -84,6 +128,59 @@ class LongLivedTokenIn(BaseModel):
     expires_at: datetime | None = Field(
         default=None, description="When the token stops working, as chosen when it was made."
     )
+
+
+class ReplySettingsIn(BaseModel):
+    """Only the fields given change; null clears one (but a connection always has a channel)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    reply_channel: ReplyChannel | None = Field(
+        default=None,
+        description="note: a draft on the lead for a manager; chats: a chat message through "
+        "the Chats API channel (needs its scope id, secret and bot id); salesbot: the answer "
+        "to the Salesbot's widget_request.",
+    )
+    agent_id: uuid.UUID | None = Field(
+        default=None, description="The organization's agent that answers this account."
+    )
+    chats_scope_id: str | None = Field(default=None, min_length=1, max_length=255)
+    chats_secret: SecretStr | None = Field(
+        default=None,
+        min_length=1,
+        max_length=1000,
+        description="Write-only: stored encrypted, answered masked.",
+    )
+    chats_bot_id: str | None = Field(default=None, min_length=1, max_length=255)
+    chats_api_url: str | None = Field(
+        default=None,
+        max_length=500,
+        pattern=r"^https?://[^\s/?#]+[^\s?#]*$",
+        description="Default: amojo.kommo.com (amojo.amocrm.ru for amoCRM accounts).",
+    )
+
+    @model_validator(mode="after")
+    def _channel_not_cleared(self) -> ReplySettingsIn:
+        if "reply_channel" in self.model_fields_set and self.reply_channel is None:
+            raise ValueError("reply_channel cannot be null: choose note, chats or salesbot")
+        return self
+
+    def change(self) -> ReplySettingsChange:
+        return ReplySettingsChange(
+            given=frozenset(self.model_fields_set),
+            reply_channel=self.reply_channel,
+            agent_id=self.agent_id,
+            chats_scope_id=self.chats_scope_id,
+            chats_secret=self.chats_secret.get_secret_value() if self.chats_secret else None,
+            chats_bot_id=self.chats_bot_id,
+            chats_api_url=self.chats_api_url,
+        )
+
+
+class DisconnectionOut(BaseModel):
+    connection: ConnectionOut
+    webhook_removed: bool = Field(description="Whether no webhook of ours is left in Kommo.")
+    note: str | None = Field(description="When it may be left: why, and what to do.")
 
 
 class UninstallOut(BaseModel):
@@ -157,6 +254,38 @@ async def connect_long_lived(
 async def list_connections(request: Request, principal: CurrentPrincipal) -> ConnectionList:
     found = await connections.list_connections(_services(request), principal.organization_id)
     return ConnectionList(items=[ConnectionOut.of(connection) for connection in found])
+
+
+@router.patch(
+    "/api/v1/integrations/kommo/connections/{connection_id}",
+    summary="Choose how a connection answers: reply channel, Chats settings, agent",
+)
+async def change_connection(
+    request: Request, principal: CurrentPrincipal, connection_id: uuid.UUID, body: ReplySettingsIn
+) -> ConnectionOut:
+    connection = await change_reply_settings(
+        _services(request), principal.organization_id, connection_id, body.change()
+    )
+    return ConnectionOut.of(connection)
+
+
+@router.delete(
+    "/api/v1/integrations/kommo/connections/{connection_id}",
+    summary="Disconnect a Kommo account: remove our webhook, forget the tokens, keep history",
+)
+async def disconnect_connection(
+    request: Request, principal: CurrentPrincipal, connection_id: uuid.UUID
+) -> DisconnectionOut:
+    """Disconnects even when Kommo cannot be reached or refuses the token; `note` then says
+    that our webhook may still be in the account. Connecting the account again resumes it."""
+    disconnection = await connections.disconnect(
+        _services(request), principal.organization_id, connection_id
+    )
+    return DisconnectionOut(
+        connection=ConnectionOut.of(disconnection.connection),
+        webhook_removed=disconnection.webhook.removed,
+        note=disconnection.webhook.note,
+    )
 
 
 @router.api_route(

@@ -1,4 +1,5 @@
-"""Connecting Kommo accounts: OAuth state, the callback, long-lived tokens, the uninstall hook.
+"""A Kommo account's connection from start to end: OAuth state, the callback, long-lived
+tokens, disconnecting, and Kommo's uninstall hook.
 
 The OAuth `state` binds a callback to the organization that started it: it is signed with
 SECRET_KEY and expires, so a callback cannot connect an account to another organization.
@@ -6,7 +7,11 @@ The code is exchanged at the account's own domain (the callback's `referer`), wh
 a Kommo domain or the configured sandbox: our client secret goes only there.
 
 Nothing is written until Kommo has given tokens and said which account they open; tokens are
-stored encrypted, and connecting an account again updates its connection.
+stored encrypted, and connecting an account again updates its connection. Every connect, the
+first or a later one, subscribes our webhook in the account (a job deferred with the write);
+a reconnect that ends an outage also answers the customers who wrote meanwhile
+(missed_messages). Disconnecting removes the webhook as far as Kommo lets us, forgets the
+tokens and keeps the history.
 """
 
 from __future__ import annotations
@@ -24,10 +29,12 @@ from typing import Any
 
 import structlog
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from agent_platform.crm import repository
 from agent_platform.crm.kommo.client import KommoClient
 from agent_platform.crm.kommo.errors import KommoAuthError, KommoError
+from agent_platform.crm.kommo.missed_messages import OUTAGES, answer_missed_messages
 from agent_platform.crm.kommo.oauth import (
     KommoGrantRejectedError,
     OAuthClient,
@@ -37,9 +44,11 @@ from agent_platform.crm.kommo.oauth import (
     oauth_client,
 )
 from agent_platform.crm.kommo.session import rate_limit_hook
+from agent_platform.crm.kommo.tasks import defer_webhook_subscription
+from agent_platform.crm.kommo.webhook_subscription import WebhookRemoval, unsubscribe
 from agent_platform.crm.models import ConnectionStatus, CrmConnection
 from agent_platform.db.session import scope_to_organization, transaction
-from agent_platform.kit.errors import AppError
+from agent_platform.kit.errors import AppError, NotFoundError
 from agent_platform.services import Services
 
 log = structlog.get_logger("kommo.connections")
@@ -193,6 +202,49 @@ async def list_connections(services: Services, organization_id: uuid.UUID) -> li
         return await repository.connections_of(session, organization_id)
 
 
+@dataclass(frozen=True)
+class Disconnection:
+    connection: CrmConnection
+    webhook: WebhookRemoval
+
+
+DISCONNECTED_REASON = "disconnected by the organization"
+
+
+async def disconnect(
+    services: Services, organization_id: uuid.UUID, connection_id: uuid.UUID
+) -> Disconnection:
+    """Remove our webhook from the account (best effort), then switch the connection off and
+    forget its tokens. Its inbox, deliveries and tasks stay; connecting again resumes it."""
+    async with transaction(services.sessions) as session:
+        await scope_to_organization(session, organization_id)
+        connection = await require_connection(session, organization_id, connection_id)
+    # Outside any transaction: Kommo may take seconds to answer, or not answer at all.
+    webhook = await unsubscribe(services, connection)
+    async with transaction(services.sessions) as session:
+        await scope_to_organization(session, organization_id)
+        await repository.disconnect_connection(
+            session, connection_id, DISCONNECTED_REASON, webhook_error=webhook.note
+        )
+        connection = await require_connection(session, organization_id, connection_id)
+    log.info(
+        "kommo_account_disconnected",
+        account_id=connection.account_id,
+        webhook_removed=webhook.removed,
+    )
+    return Disconnection(connection, webhook)
+
+
+async def require_connection(
+    session: AsyncSession, organization_id: uuid.UUID, connection_id: uuid.UUID
+) -> CrmConnection:
+    """The organization's connection; another organization's is as unknown as a missing one."""
+    connection = await repository.connection_of(session, organization_id, connection_id)
+    if connection is None:
+        raise NotFoundError("This organization has no Kommo connection with this id.")
+    return connection
+
+
 def verify_uninstall_signature(
     client: OAuthClient, *, account_id: str, client_uuid: str, signature: str
 ) -> None:
@@ -290,6 +342,9 @@ async def _keep(
         "token_expires_at": tokens.expires_at,
         "status": ConnectionStatus.ACTIVE.value,
         "status_reason": None,
+        # The subscription job will tell.
+        "webhook_subscribed_at": None,
+        "webhook_error": None,
     }
     try:
         return await _insert_or_update(services, organization_id, account_id, values)
@@ -301,9 +356,12 @@ async def _keep(
 async def _insert_or_update(
     services: Services, organization_id: uuid.UUID, account_id: int, values: dict[str, Any]
 ) -> CrmConnection:
+    # Not scoped to the organization's database role (scope_to_organization): the jobs deferred
+    # here are written to the job queue, which that role may not touch. Every statement below
+    # names the organization itself.
     async with transaction(services.sessions) as session:
-        await scope_to_organization(session, organization_id)
         connection = await repository.connection_for_account(session, organization_id, account_id)
+        outage_ended = connection is not None and connection.status in OUTAGES
         if connection is None:
             connection = await repository.add_connection(
                 session,
@@ -321,5 +379,10 @@ async def _insert_or_update(
             for name, value in values.items():
                 setattr(connection, name, value)
             await session.flush()
+        await defer_webhook_subscription(
+            session, services, connection, public_base_url=services.settings.public_base_url
+        )
+        if outage_ended:
+            await answer_missed_messages(session, services, connection.id)
         await session.refresh(connection)
         return connection

@@ -86,7 +86,10 @@ class KommoValidationError(KommoError):
 
 
 class KommoRateLimited(KommoError):  # noqa: N818
-    """429: over Kommo's request budget; wait `retry_after` seconds when Kommo said how long."""
+    """429: over Kommo's request budget, still after the transport's own waits (retries.py).
+
+    `retry_after` is the wait Kommo asked for, in seconds, when it said one.
+    """
 
     retryable = True
 
@@ -96,7 +99,8 @@ class KommoRateLimited(KommoError):  # noqa: N818
 
 
 class KommoUnavailable(KommoError):  # noqa: N818
-    """5xx or no response at all: Kommo's trouble, not ours, so the call is worth repeating."""
+    """5xx or no response at all: Kommo's trouble, not ours, so the call is worth repeating
+    (the transport already repeated what was safe to, see retries.py)."""
 
     retryable = True
 

@@ -27,6 +27,15 @@ KOMMO_RESPONSES_429 = Counter(
     "kommo_responses_429_total",
     "Responses '429 Too Many Requests' received from Kommo.",
 )
+# Apart from the rate limiter's own waits (kommo_rate_limit_wait_seconds): these are the
+# waits Kommo imposed, so a rising rate_limited count means the limiter did not keep us under.
+KOMMO_RETRY_WAIT_SECONDS = Histogram(
+    "kommo_retry_wait_seconds",
+    "Waits before repeating a request Kommo refused for now, by reason: 'rate_limited' "
+    "(after a 429) or 'unavailable' (after a 5xx); _count is the number of waits.",
+    ["reason"],
+    buckets=(0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0),
+)
 
 # A path segment that is an entity id: digits (leads, notes, tasks…) or the 26-character
 # lowercase ids Kommo gives events.
@@ -44,3 +53,7 @@ def record_response(endpoint: str, status: int | None, seconds: float) -> None:
     KOMMO_REQUEST_DURATION.labels(endpoint).observe(seconds)
     if status == 429:
         KOMMO_RESPONSES_429.inc()
+
+
+def record_retry_wait(reason: str, seconds: float) -> None:
+    KOMMO_RETRY_WAIT_SECONDS.labels(reason).observe(seconds)

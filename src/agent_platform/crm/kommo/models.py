@@ -96,7 +96,20 @@ class Tag(KommoModel):
     color: str | None = None
 
 
-class _WithCustomFields(KommoModel):
+class _CrmRecord(KommoModel):
+    """What leads, contacts and companies all carry."""
+
+    id: int
+    name: str
+    responsible_user_id: int | None = None
+    group_id: int | None = None
+    created_by: int | None = None
+    updated_by: int | None = None
+    created_at: int
+    updated_at: int
+    closest_task_at: int | None = None
+    is_deleted: bool = False
+    account_id: int | None = None
     custom_fields_values: list[CustomFieldValues] | None = None
     tags: list[Tag] = []
 
@@ -112,23 +125,12 @@ class _WithCustomFields(KommoModel):
         return [v.value for v in values.values if v.value is not None] if values else []
 
 
-class Lead(_WithCustomFields):
-    id: int
-    name: str
+class Lead(_CrmRecord):
     price: int | None = None
-    responsible_user_id: int | None = None
-    group_id: int | None = None
     status_id: int
     pipeline_id: int
     loss_reason_id: int | None = None
-    created_by: int | None = None
-    updated_by: int | None = None
-    created_at: int
-    updated_at: int
     closed_at: int | None = None
-    closest_task_at: int | None = None
-    is_deleted: bool = False
-    account_id: int | None = None
     contacts: list[EntityLink] = []  # only with `with=contacts`
     companies: list[EntityLink] = []
 
@@ -141,20 +143,9 @@ class Lead(_WithCustomFields):
         return self.status_id == LOST_STATUS_ID
 
 
-class Contact(_WithCustomFields):
-    id: int
-    name: str
+class Contact(_CrmRecord):
     first_name: str | None = None
     last_name: str | None = None
-    responsible_user_id: int | None = None
-    group_id: int | None = None
-    created_by: int | None = None
-    updated_by: int | None = None
-    created_at: int
-    updated_at: int
-    closest_task_at: int | None = None
-    is_deleted: bool = False
-    account_id: int | None = None
     companies: list[EntityLink] = []
     leads: list[EntityLink] = []  # only with `with=leads`
 
@@ -167,18 +158,7 @@ class Contact(_WithCustomFields):
         return [str(value) for value in self.field_values("EMAIL")]
 
 
-class Company(_WithCustomFields):
-    id: int
-    name: str
-    responsible_user_id: int | None = None
-    group_id: int | None = None
-    created_by: int | None = None
-    updated_by: int | None = None
-    created_at: int
-    updated_at: int
-    closest_task_at: int | None = None
-    is_deleted: bool = False
-    account_id: int | None = None
+class Company(_CrmRecord):
     contacts: list[EntityLink] = []
     leads: list[EntityLink] = []
 
@@ -701,50 +681,50 @@ class TimeRange:
 
 
 @dataclass(frozen=True, slots=True)
-class LeadFilter:
+class _RecordFilter:
+    """What every list of records (leads, contacts) is filtered by; empty lists filter nothing."""
+
     ids: list[int] = field(default_factory=list)
     names: list[str] = field(default_factory=list)
-    pipeline_ids: list[int] = field(default_factory=list)
-    # (pipeline_id, status_id) pairs: Kommo filters stages within their pipelines.
-    statuses: list[tuple[int, int]] = field(default_factory=list)
     responsible_user_ids: list[int] = field(default_factory=list)
     created_at: TimeRange | None = None
     updated_at: TimeRange | None = None
-    closed_at: TimeRange | None = None
 
     def to_kommo(self) -> dict[str, Any]:
-        return _drop_empty(
+        return _filter_params(
             {
                 "id": self.ids,
                 "name": self.names,
-                "pipeline_id": self.pipeline_ids,
-                "statuses": [{"pipeline_id": p, "status_id": s} for p, s in self.statuses],
                 "responsible_user_id": self.responsible_user_ids,
-                "created_at": self.created_at.to_kommo() if self.created_at else None,
-                "updated_at": self.updated_at.to_kommo() if self.updated_at else None,
-                "closed_at": self.closed_at.to_kommo() if self.closed_at else None,
+                "created_at": self.created_at,
+                "updated_at": self.updated_at,
+                **self._own_params(),
             }
         )
+
+    def _own_params(self) -> dict[str, Any]:
+        """What one kind of record is filtered by besides."""
+        return {}
 
 
 @dataclass(frozen=True, slots=True)
-class ContactFilter:
-    ids: list[int] = field(default_factory=list)
-    names: list[str] = field(default_factory=list)
-    responsible_user_ids: list[int] = field(default_factory=list)
-    created_at: TimeRange | None = None
-    updated_at: TimeRange | None = None
+class ContactFilter(_RecordFilter):
+    """Contacts by id, name, responsible user, creation and update time."""
 
-    def to_kommo(self) -> dict[str, Any]:
-        return _drop_empty(
-            {
-                "id": self.ids,
-                "name": self.names,
-                "responsible_user_id": self.responsible_user_ids,
-                "created_at": self.created_at.to_kommo() if self.created_at else None,
-                "updated_at": self.updated_at.to_kommo() if self.updated_at else None,
-            }
-        )
+
+@dataclass(frozen=True, slots=True)
+class LeadFilter(_RecordFilter):
+    pipeline_ids: list[int] = field(default_factory=list)
+    # (pipeline_id, status_id) pairs: Kommo filters stages within their pipelines.
+    statuses: list[tuple[int, int]] = field(default_factory=list)
+    closed_at: TimeRange | None = None
+
+    def _own_params(self) -> dict[str, Any]:
+        return {
+            "pipeline_id": self.pipeline_ids,
+            "statuses": [{"pipeline_id": p, "status_id": s} for p, s in self.statuses],
+            "closed_at": self.closed_at,
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -760,7 +740,7 @@ class TaskFilter:
     def to_kommo(self) -> dict[str, Any]:
         if self.entity_ids and self.entity_type is None:
             raise ValueError("filtering tasks by entity_ids needs entity_type")
-        return _drop_empty(
+        return _filter_params(
             {
                 "id": self.ids,
                 "is_completed": self.is_completed,
@@ -768,7 +748,7 @@ class TaskFilter:
                 "entity_type": self.entity_type,
                 "entity_id": self.entity_ids,
                 "responsible_user_id": self.responsible_user_ids,
-                "updated_at": self.updated_at.to_kommo() if self.updated_at else None,
+                "updated_at": self.updated_at,
             }
         )
 
@@ -785,16 +765,21 @@ class EventFilter:
     def to_kommo(self) -> dict[str, Any]:
         if self.entity_ids and len(self.entities) != 1:
             raise ValueError("filtering events by entity_ids needs exactly one entity")
-        return _drop_empty(
+        return _filter_params(
             {
                 "type": self.types,
                 "entity": self.entities,
                 "entity_id": self.entity_ids,
                 "created_by": self.created_by,
-                "created_at": self.created_at.to_kommo() if self.created_at else None,
+                "created_at": self.created_at,
             }
         )
 
 
-def _drop_empty(values: dict[str, Any]) -> dict[str, Any]:
-    return {key: value for key, value in values.items() if value not in (None, [], {})}
+def _filter_params(values: dict[str, Any]) -> dict[str, Any]:
+    """The `filter[…]` of a list call: time ranges as `from`/`to`, what is not set left out."""
+    rendered = {
+        key: value.to_kommo() if isinstance(value, TimeRange) else value
+        for key, value in values.items()
+    }
+    return {key: value for key, value in rendered.items() if value not in (None, [], {})}

@@ -5,9 +5,11 @@ deferred in the same transaction, so Kommo's 2-second limit is met and nothing i
 
 Which events get a job: a customer's message with text is answered (`answer_incoming_message`)
 unless the connection answers through its Salesbot, whose widget_request is answered instead
-(answering both would answer twice). Everything else is stored `ignored` for the consumers
-that will come: lead, contact, task, talk and unsorted changes for the automation engine,
-managers' messages for the human-takeover rules; unknown events are kept as they came.
+(answering both would answer twice); a task's change is mirrored into `crm_tasks`
+(`mirror_kommo_task`); an outgoing chat message is recorded as a manager's, which pauses the
+agent (`record_manager_message`). Everything else is stored `ignored` for the consumers that
+will come: lead, contact, talk and unsorted changes for the automation engine; unknown events
+are kept as they came.
 """
 
 from __future__ import annotations
@@ -18,19 +20,21 @@ import procrastinate
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from agent_platform.agent.tasks import answer_incoming_message
+from agent_platform.agent.tasks import answer_incoming_message, record_manager_message_job
 from agent_platform.crm import repository
 from agent_platform.crm.kommo.webhooks import (
+    EventFamily,
     KommoEvent,
     KommoWebhook,
     SalesbotRequest,
     message_json,
 )
 from agent_platform.crm.models import InboxStatus, ReplyChannel
+from agent_platform.crm.records.tasks import mirror_kommo_task
 from agent_platform.crm.repository import NewInboxEvent, WebhookTarget
 from agent_platform.kit.errors import NotFoundError
 from agent_platform.ops import metrics
-from agent_platform.queue.registry import defer_in_transaction
+from agent_platform.queue.registry import JobDefinition, defer_in_transaction
 
 SOURCE = "kommo"
 log = structlog.get_logger("kommo.webhooks")
@@ -54,11 +58,12 @@ async def accept_webhook(
     target = await _target(session, connection_token)
     request_id = structlog.contextvars.get_contextvars().get("request_id")
     unique = {event.dedupe_key: event for event in webhook.events}
+    jobs = {key: _job_for(event, target) for key, event in unique.items()}
     new_events = [
         NewInboxEvent(
             dedupe_key=key,
             payload=event.to_payload(),
-            status=InboxStatus.PENDING if _is_answered(event, target) else InboxStatus.IGNORED,
+            status=InboxStatus.IGNORED if jobs[key] is None else InboxStatus.PENDING,
         )
         for key, event in unique.items()
     ]
@@ -70,13 +75,12 @@ async def accept_webhook(
         event_id = stored.get(new_event.dedupe_key)
         if event_id is None:
             continue
-        if new_event.status is InboxStatus.PENDING:
-            await defer_in_transaction(
-                session, queue, answer_incoming_message, queue_name, inbox_event_id=str(event_id)
-            )
-            accepted += 1
-        else:
+        job = jobs[new_event.dedupe_key]
+        if job is None:
             ignored += 1
+            continue
+        await defer_in_transaction(session, queue, job, queue_name, inbox_event_id=str(event_id))
+        accepted += 1
     receipt = WebhookReceipt(
         accepted=accepted, duplicates=len(webhook.events) - accepted - ignored, ignored=ignored
     )
@@ -141,6 +145,17 @@ async def _target(session: AsyncSession, connection_token: str) -> WebhookTarget
     return target
 
 
+def _job_for(event: KommoEvent, target: WebhookTarget) -> JobDefinition | None:
+    """The job that acts on the event, or None when it is only kept."""
+    if _is_answered(event, target):
+        return answer_incoming_message
+    if _is_manager_message(event):
+        return record_manager_message_job
+    if event.family is EventFamily.TASKS and event.is_known:
+        return mirror_kommo_task
+    return None
+
+
 def _is_answered(event: KommoEvent, target: WebhookTarget) -> bool:
     message = event.message
     return (
@@ -149,6 +164,12 @@ def _is_answered(event: KommoEvent, target: WebhookTarget) -> bool:
         and bool(message.text.strip())
         and target.reply_channel != ReplyChannel.SALESBOT.value
     )
+
+
+def _is_manager_message(event: KommoEvent) -> bool:
+    """An outgoing chat message: a manager's, or our own reply echoed (the job tells which)."""
+    message = event.message
+    return message is not None and not message.is_from_customer and bool(message.text.strip())
 
 
 def _count(receipt: WebhookReceipt) -> None:

@@ -22,19 +22,18 @@ from agent_platform.crm.sandbox.api_common import (
     Batch,
     FieldError,
     HalJSONResponse,
-    InvalidRequest,
     KommoItem,
     Limit,
     Page,
     Store,
     added_row,
-    batch_answer,
+    bad_query,
     bracket_query,
     check_batch,
+    filters_of,
     many,
     many_ints,
     no_content,
-    not_found,
     ordering,
     page_response,
     require_token,
@@ -42,6 +41,15 @@ from agent_platform.crm.sandbox.api_common import (
     self_link,
     time_range,
     validation_failed,
+)
+from agent_platform.crm.sandbox.api_writes import (
+    Changes,
+    KommoUpdateItem,
+    RecordUpdates,
+    given_values,
+    update_batch,
+    update_one,
+    write_batch,
 )
 from agent_platform.crm.sandbox.store import (
     ACCOUNT_ID,
@@ -82,10 +90,8 @@ class NoteIn(KommoItem):
 async def add_notes(
     request: Request, store: Store, entity_type: EntityType, items: Batch[NoteIn]
 ) -> Response:
-    check_batch(store, items)
-    errors = []
-    for index, item in enumerate(items):
-        rid = item.rid(index)
+    def check(item: NoteIn, rid: str) -> tuple[list[FieldError], None]:
+        errors = []
         if not store.exists(entity_type, item.entity_id):
             errors.append(
                 FieldError(rid, "entity_id", "NotFound", f"No {entity_type} with this id")
@@ -96,10 +102,9 @@ async def add_notes(
                     rid, "params.service", "NotBlank", "A service message names its service."
                 )
             )
-    if errors:  # the batch is all or nothing
-        return validation_failed(errors)
-    rows = []
-    for index, item in enumerate(items):
+        return errors, None
+
+    def write(index: int, item: NoteIn, _: None) -> dict[str, Any]:
         params = item.params.model_dump(exclude_none=True)
         note = store.add_note(
             entity_type,
@@ -109,8 +114,9 @@ async def add_notes(
             created_by=item.created_by or USER_ID,
         )
         row = added_row(request, index, item, note.id, _note_path(note))
-        rows.append({**row, "entity_id": note.entity_id})
-    return batch_answer(request, "notes", rows)
+        return {**row, "entity_id": note.entity_id}
+
+    return write_batch(request, store, "notes", items, check, write)
 
 
 @router.get("/{entity_type}/notes")
@@ -118,7 +124,7 @@ async def list_all_notes(
     request: Request, store: Store, entity_type: EntityType, page: Page = 1, limit: Limit = 50
 ) -> Response:
     query = bracket_query(request)
-    filters = _filters(query)
+    filters = filters_of(query)
     entity_ids = set(many_ints(filters.get("entity_id"), "filter.entity_id"))
     notes = [
         note for note in store.notes(entity_type) if not entity_ids or note.entity_id in entity_ids
@@ -143,7 +149,7 @@ async def list_notes(
 def _notes_page(
     request: Request, query: dict[str, Any], notes: list[Note], *, page: int, limit: int
 ) -> Response:
-    filters = _filters(query)
+    filters = filters_of(query)
     types = set(many(filters.get("note_type")))
     ids = set(many_ints(filters.get("id"), "filter.id"))
     notes = [n for n in notes if (not types or n.note_type in types) and (not ids or n.id in ids)]
@@ -178,13 +184,6 @@ def _note_path(note: Note) -> str:
     return f"/api/v4/{note.entity_type}/{note.entity_id}/notes/{note.id}"
 
 
-def _filters(query: dict[str, Any]) -> dict[str, Any]:
-    filters = query.get("filter") or {}
-    if not isinstance(filters, dict):
-        raise InvalidRequest([FieldError("0", "filter", "InvalidType", "filter is an object")])
-    return filters
-
-
 # --- tasks -----------------------------------------------------------------------------------
 
 
@@ -207,8 +206,7 @@ class TaskIn(KommoItem):
     created_by: int | None = None
 
 
-class TaskUpdateIn(KommoItem):
-    id: int | None = None  # required in a batch; taken from the path for a single task
+class TaskUpdateIn(KommoUpdateItem):
     text: str | None = Field(default=None, min_length=1)
     complete_till: int | None = None
     entity_id: int | None = None
@@ -247,23 +245,18 @@ def _task_errors(
 
 @router.post("/tasks")
 async def add_tasks(request: Request, store: Store, items: Batch[TaskIn]) -> Response:
-    check_batch(store, items)
-    errors = [
-        error
-        for index, item in enumerate(items)
-        for error in _task_errors(
+    def check(item: TaskIn, rid: str) -> tuple[list[FieldError], None]:
+        errors = _task_errors(
             store,
-            item.rid(index),
+            rid,
             entity_type=item.entity_type,
             entity_id=item.entity_id,
             task_type_id=item.task_type_id,
             responsible_user_id=item.responsible_user_id,
         )
-    ]
-    if errors:
-        return validation_failed(errors)
-    rows = []
-    for index, item in enumerate(items):
+        return errors, None
+
+    def write(index: int, item: TaskIn, _: None) -> dict[str, Any]:
         task = store.add_task(
             text=item.text,
             complete_till=item.complete_till,
@@ -276,29 +269,23 @@ async def add_tasks(request: Request, store: Store, items: Batch[TaskIn]) -> Res
             result_text=item.result.text if item.result else None,
             created_by=item.created_by or USER_ID,
         )
-        rows.append(added_row(request, index, item, task.id, f"/api/v4/tasks/{task.id}"))
-    return batch_answer(request, "tasks", rows)
+        return added_row(request, index, item, task.id, f"/api/v4/tasks/{task.id}")
+
+    return write_batch(request, store, "tasks", items, check, write)
 
 
 @router.get("/tasks")
 async def list_tasks(request: Request, store: Store, page: Page = 1, limit: Limit = 50) -> Response:
     query = bracket_query(request)
-    filters = _filters(query)
+    filters = filters_of(query)
     ids = set(many_ints(filters.get("id"), "filter.id"))
     completed = _flag(filters.get("is_completed"), "filter.is_completed")
     task_types = set(many_ints(filters.get("task_type"), "filter.task_type"))
     entity_type = filters.get("entity_type")
     entity_ids = set(many_ints(filters.get("entity_id"), "filter.entity_id"))
     if entity_ids and not entity_type:
-        raise InvalidRequest(
-            [
-                FieldError(
-                    "0",
-                    "filter.entity_id",
-                    "NotBlank",
-                    "filter[entity_id] needs filter[entity_type].",
-                )
-            ]
+        raise bad_query(
+            "filter.entity_id", "NotBlank", "filter[entity_id] needs filter[entity_type]."
         )
     responsible = set(many_ints(filters.get("responsible_user_id"), "filter.responsible_user_id"))
     updated = time_range(filters.get("updated_at"), "filter.updated_at")
@@ -328,7 +315,7 @@ def _flag(node: Any, path: str) -> bool | None:
         return True
     if value in ("0", "false"):
         return False
-    raise InvalidRequest([FieldError("0", path, "InvalidType", "This value should be 1 or 0.")])
+    raise bad_query(path, "InvalidType", "This value should be 1 or 0.")
 
 
 @router.get("/tasks/{task_id:int}")
@@ -339,54 +326,35 @@ async def get_task(request: Request, store: Store, task_id: int) -> Response:
 
 @router.patch("/tasks")
 async def update_tasks(request: Request, store: Store, items: Batch[TaskUpdateIn]) -> Response:
-    check_batch(store, items)
-    errors: list[FieldError] = []
-    plans = []
-    for index, item in enumerate(items):
-        rid = item.rid(index)
-        task = store.get_task(item.id) if item.id is not None else None
-        if task is None:
-            errors.append(FieldError(rid, "id", "NotFound", "Task not found"))
-            continue
-        errors += _task_update_errors(store, task, item, rid)
-        plans.append((index, item, task))
-    if errors:
-        return validation_failed(errors)
-    rows = []
-    for index, item, task in plans:
-        updated = store.update_task(task.id, **_task_changes(item))
-        row = added_row(request, index, item, task.id, f"/api/v4/tasks/{task.id}")
-        rows.append({**row, "updated_at": updated.updated_at})
-    return batch_answer(request, "tasks", rows)
+    return update_batch(request, store, items, TASK_UPDATES)
 
 
 @router.patch("/tasks/{task_id:int}")
 async def update_task(
     request: Request, store: Store, task_id: int, item: Annotated[TaskUpdateIn, Body()]
 ) -> Response:
-    check_batch(store, [item])
-    task = store.get_task(task_id)
-    if task is None:
-        raise not_found("Task")
-    errors = _task_update_errors(store, task, item, "0")
-    if errors:
-        return validation_failed(errors)
-    updated = store.update_task(task_id, **_task_changes(item))
-    return HalJSONResponse(
-        {
-            "id": updated.id,
-            "updated_at": updated.updated_at,
-            "_links": self_link(request, f"/api/v4/tasks/{task_id}"),
-        }
-    )
+    return update_one(request, store, task_id, item, TASK_UPDATES)
 
 
-def _task_update_errors(
+_TASK_PLAIN_FIELDS = (
+    "text",
+    "complete_till",
+    "entity_id",
+    "entity_type",
+    "responsible_user_id",
+    "task_type_id",
+    "duration",
+    "is_completed",
+)
+
+
+def _task_changes(
     store: SandboxStore, task: Task, item: TaskUpdateIn, rid: str
-) -> list[FieldError]:
+) -> tuple[list[FieldError], Changes]:
     given = item.model_fields_set
+    # The entity is checked as it will be: what the PATCH gives, completed from the task.
     relinked = "entity_id" in given or "entity_type" in given
-    return _task_errors(
+    errors = _task_errors(
         store,
         rid,
         entity_type=(item.entity_type if "entity_type" in given else task.entity_type)
@@ -398,27 +366,19 @@ def _task_update_errors(
         task_type_id=item.task_type_id,
         responsible_user_id=item.responsible_user_id,
     )
-
-
-def _task_changes(item: TaskUpdateIn) -> dict[str, Any]:
-    fields = (
-        "text",
-        "complete_till",
-        "entity_id",
-        "entity_type",
-        "responsible_user_id",
-        "task_type_id",
-        "duration",
-        "is_completed",
-    )
-    changes = {
-        name: getattr(item, name)
-        for name in fields
-        if name in item.model_fields_set and getattr(item, name) is not None
-    }
+    changes = given_values(item, _TASK_PLAIN_FIELDS)
     if item.result is not None:
         changes["result_text"] = item.result.text or None
-    return changes
+    return errors, changes
+
+
+def _apply_task_changes(store: SandboxStore, task: Task, changes: Changes) -> Task:
+    return store.update_task(task.id, **changes)
+
+
+TASK_UPDATES: RecordUpdates[Task, TaskUpdateIn] = RecordUpdates(
+    "tasks", "Task", SandboxStore.get_task, _task_changes, _apply_task_changes
+)
 
 
 def task_json(request: Request, task: Task) -> dict[str, Any]:
@@ -550,21 +510,14 @@ async def list_events(
     request: Request, store: Store, page: Page = 1, limit: Limit = 50
 ) -> Response:
     query = bracket_query(request)
-    filters = _filters(query)
+    filters = filters_of(query)
     ids = set(many(filters.get("id")))
     types = set(many(filters.get("type")))
     entities = set(many(filters.get("entity")))
     entity_ids = set(many_ints(filters.get("entity_id"), "filter.entity_id"))
     if entity_ids and len(entities) != 1:
-        raise InvalidRequest(
-            [
-                FieldError(
-                    "0",
-                    "filter.entity_id",
-                    "NotBlank",
-                    "filter[entity_id] needs exactly one filter[entity].",
-                )
-            ]
+        raise bad_query(
+            "filter.entity_id", "NotBlank", "filter[entity_id] needs exactly one filter[entity]."
         )
     created_by = set(many_ints(filters.get("created_by"), "filter.created_by"))
     created = time_range(filters.get("created_at"), "filter.created_at")

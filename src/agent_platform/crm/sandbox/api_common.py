@@ -64,6 +64,11 @@ class InvalidRequest(Exception):  # noqa: N818 - raised and rendered as Kommo's 
         self.errors = list(errors)
 
 
+def bad_query(path: str, code: str, detail: str) -> InvalidRequest:
+    """Kommo's 400 for a query parameter: no batch item's fault, so it names item "0"."""
+    return InvalidRequest([FieldError("0", path, code, detail)])
+
+
 # --- requests ------------------------------------------------------------------------------
 
 
@@ -147,6 +152,14 @@ def bracket_query(request: Request) -> dict[str, Any]:
     return parsed
 
 
+def filters_of(query: dict[str, Any]) -> dict[str, Any]:
+    """The `filter[…]` part of a bracket query; Kommo's 400 when it is not an object."""
+    filters = query.get("filter") or {}
+    if not isinstance(filters, dict):
+        raise bad_query("filter", "InvalidType", "filter is an object")
+    return filters
+
+
 def many(node: Any) -> list[str]:
     """A filter value given as `x[]=1&x[]=2`, `x[0]=1`, `x=1` or `x=1,2`, as strings."""
     if node is None:
@@ -162,9 +175,7 @@ def many_ints(node: Any, path: str) -> list[int]:
     try:
         return [int(value) for value in many(node)]
     except ValueError:
-        raise InvalidRequest(
-            [FieldError("0", path, "InvalidType", "This value should be of type int.")]
-        ) from None
+        raise bad_query(path, "InvalidType", "This value should be of type int.") from None
 
 
 class TimeRange(NamedTuple):
@@ -189,9 +200,7 @@ def time_range(node: Any, path: str) -> TimeRange | None:
             return TimeRange(int(start) if start else None, int(end) if end else None)
         return TimeRange(int(node), None)
     except (TypeError, ValueError):
-        raise InvalidRequest(
-            [FieldError("0", path, "InvalidType", "This value should be a unix time.")]
-        ) from None
+        raise bad_query(path, "InvalidType", "This value should be a unix time.") from None
 
 
 def ordering(
@@ -203,20 +212,13 @@ def ordering(
         return default, False
     allowed = tuple(allowed)
     if not isinstance(order, dict) or len(order) != 1:
-        raise InvalidRequest(
-            [FieldError("0", "order", "InvalidOrder", f"Order by one of {', '.join(allowed)}.")]
-        )
+        raise bad_query("order", "InvalidOrder", f"Order by one of {', '.join(allowed)}.")
     [(field, direction)] = order.items()
     if field not in allowed or direction not in ("asc", "desc"):
-        raise InvalidRequest(
-            [
-                FieldError(
-                    "0",
-                    f"order.{field}",
-                    "NotSupportedChoice",
-                    f"Order by one of {', '.join(allowed)}, asc or desc.",
-                )
-            ]
+        raise bad_query(
+            f"order.{field}",
+            "NotSupportedChoice",
+            f"Order by one of {', '.join(allowed)}, asc or desc.",
         )
     return field, direction == "desc"
 
@@ -365,25 +367,21 @@ def resolve_custom_fields(
     for i, item in enumerate(items or []):
         here = f"{prefix}.{i}"
         if item.field_id is not None:
+            named_by = "field_id"
             definition = store.custom_field(entity_type, field_id=item.field_id)
-            if definition is None:
-                errors.append(
-                    FieldError(request_id, f"{here}.field_id", "NotSupportedChoice", NOT_A_CHOICE)
-                )
-                continue
         elif item.field_code is not None:
+            named_by = "field_code"
             definition = store.custom_field(entity_type, code=item.field_code)
-            if definition is None:
-                errors.append(
-                    FieldError(request_id, f"{here}.field_code", "NotSupportedChoice", NOT_A_CHOICE)
-                )
-                continue
         else:
             errors.append(
                 FieldError(
                     request_id, f"{here}.field_id", "NotBlank", "This value should not be blank."
                 )
             )
+            continue
+        if definition is None:
+            path = f"{here}.{named_by}"
+            errors.append(FieldError(request_id, path, "NotSupportedChoice", NOT_A_CHOICE))
             continue
         values: list[FieldValue] = []
         for j, value in enumerate(item.values or []):

@@ -10,8 +10,9 @@ Lead filters implemented: `filter[id]`, `filter[name]`, `filter[pipeline_id]`,
 
 from __future__ import annotations
 
-from collections.abc import Container
-from typing import Annotated, Any
+from collections.abc import Callable, Container
+from dataclasses import dataclass
+from typing import Annotated, Any, Generic, TypeVar
 
 from fastapi import APIRouter, Body, Depends, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
@@ -23,7 +24,6 @@ from agent_platform.crm.sandbox.api_common import (
     EntityRefIn,
     FieldError,
     HalJSONResponse,
-    InvalidRequest,
     KommoItem,
     Limit,
     Page,
@@ -31,16 +31,15 @@ from agent_platform.crm.sandbox.api_common import (
     TagRefIn,
     added_row,
     attach_tags,
-    batch_answer,
+    bad_query,
     bracket_query,
-    check_batch,
     field_texts,
+    filters_of,
     many,
     many_ints,
     matches_query,
     merged_fields,
     no_content,
-    not_found,
     ordering,
     page_response,
     render_custom_fields,
@@ -51,19 +50,65 @@ from agent_platform.crm.sandbox.api_common import (
     responsible_errors,
     self_link,
     time_range,
-    validation_failed,
     with_values,
+)
+from agent_platform.crm.sandbox.api_writes import (
+    Changes,
+    KommoUpdateItem,
+    RecordUpdates,
+    given_values,
+    update_batch,
+    update_one,
+    write_batch,
 )
 from agent_platform.crm.sandbox.store import (
     ACCOUNT_ID,
     USER_ID,
     Company,
     Contact,
+    EntityType,
     Lead,
     SandboxStore,
 )
 
 router = APIRouter(prefix="/api/v4", dependencies=[Depends(require_token)])
+
+ShownRecord = TypeVar("ShownRecord", Lead, Contact, Company)
+# A record as its GET answers it, with the related records `with` asks for.
+Render = Callable[[Request, SandboxStore, ShownRecord, Container[str]], dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class _CollectionReads(Generic[ShownRecord]):
+    """How a collection's GETs answer: a page of records, or one record."""
+
+    key: str
+    order_fields: tuple[str, ...]
+    render: Render[ShownRecord]
+
+    def page(
+        self,
+        request: Request,
+        store: SandboxStore,
+        query: dict[str, Any],
+        records: list[ShownRecord],
+        *,
+        page: int,
+        limit: int,
+    ) -> Response:
+        """One page of `records` in the order asked for (ties by id), with what `with` asks."""
+        field, descending = ordering(query, self.order_fields)
+        records.sort(key=lambda record: (getattr(record, field), record.id), reverse=descending)
+        embed = with_values(query)
+        rendered = [self.render(request, store, record, embed) for record in records]
+        return page_response(request, self.key, rendered, page=page, limit=limit)
+
+    def one(self, request: Request, store: SandboxStore, record: ShownRecord | None) -> Response:
+        """The record with what `with` asks for; Kommo answers an unknown id with 204, not 404."""
+        if record is None:
+            return no_content()
+        embed = with_values(bracket_query(request))
+        return HalJSONResponse(self.render(request, store, record, embed))
 
 
 # --- bodies ----------------------------------------------------------------------------------
@@ -91,16 +136,20 @@ class LeadIn(_LeadFields):
     embedded: _Embedded | None = Field(default=None, alias="_embedded")
 
 
-class LeadUpdateIn(KommoItem):
-    id: int | None = None  # required in a batch; taken from the path for a single lead
+class _RecordUpdateIn(KommoUpdateItem):
+    """What a PATCH changes alike on leads and contacts (see `_record_changes`)."""
+
+    responsible_user_id: int | None = None
+    custom_fields_values: list[CustomFieldValuesIn] | None = None
+    embedded: _Embedded | None = Field(default=None, alias="_embedded")
+
+
+class LeadUpdateIn(_RecordUpdateIn):
     name: str | None = Field(default=None, min_length=1)
     price: int | None = Field(default=None, ge=0)
     pipeline_id: int | None = None
     status_id: int | None = None
-    responsible_user_id: int | None = None
     loss_reason_id: int | None = None
-    custom_fields_values: list[CustomFieldValuesIn] | None = None
-    embedded: _Embedded | None = Field(default=None, alias="_embedded")
 
 
 class ContactIn(KommoItem):
@@ -113,14 +162,10 @@ class ContactIn(KommoItem):
     embedded: _Embedded | None = Field(default=None, alias="_embedded")
 
 
-class ContactUpdateIn(KommoItem):
-    id: int | None = None
+class ContactUpdateIn(_RecordUpdateIn):
     name: str | None = None
     first_name: str | None = None
     last_name: str | None = None
-    responsible_user_id: int | None = None
-    custom_fields_values: list[CustomFieldValuesIn] | None = None
-    embedded: _Embedded | None = Field(default=None, alias="_embedded")
 
 
 class CompanyIn(KommoItem):
@@ -145,15 +190,11 @@ class ComplexLeadIn(_LeadFields):
 
 # --- leads -----------------------------------------------------------------------------------
 
-LEAD_ORDER_FIELDS = ("created_at", "updated_at", "id")
-
 
 @router.get("/leads")
 async def list_leads(request: Request, store: Store, page: Page = 1, limit: Limit = 50) -> Response:
     query = bracket_query(request)
-    filters = query.get("filter") or {}
-    if not isinstance(filters, dict):
-        raise InvalidRequest([FieldError("0", "filter", "InvalidType", "filter is an object")])
+    filters = filters_of(query)
     ids = set(many_ints(filters.get("id"), "filter.id"))
     names = {name.casefold() for name in many(filters.get("name"))}
     pipelines = set(many_ints(filters.get("pipeline_id"), "filter.pipeline_id"))
@@ -181,11 +222,7 @@ async def list_leads(request: Request, store: Store, page: Page = 1, limit: Limi
             )
         )
     ]
-    field, descending = ordering(query, LEAD_ORDER_FIELDS)
-    leads.sort(key=lambda lead: (getattr(lead, field), lead.id), reverse=descending)
-    embed = with_values(query)
-    rendered = [lead_json(request, store, lead, embed) for lead in leads]
-    return page_response(request, "leads", rendered, page=page, limit=limit)
+    return LEAD_READS.page(request, store, query, leads, page=page, limit=limit)
 
 
 def _stage_filter(node: Any) -> set[tuple[int, int]]:
@@ -194,57 +231,29 @@ def _stage_filter(node: Any) -> set[tuple[int, int]]:
     entries = node.values() if isinstance(node, dict) else node
     stages = set()
     for index, entry in enumerate(entries):
-        if not isinstance(entry, dict):
-            raise InvalidRequest(
-                [
-                    FieldError(
-                        "0",
-                        f"filter.statuses.{index}",
-                        "InvalidType",
-                        "A stage is {pipeline_id, status_id}.",
-                    )
-                ]
-            )
         try:
             stages.add((int(entry["pipeline_id"]), int(entry["status_id"])))
-        except (KeyError, ValueError):
-            raise InvalidRequest(
-                [
-                    FieldError(
-                        "0",
-                        f"filter.statuses.{index}",
-                        "InvalidType",
-                        "A stage is {pipeline_id, status_id}.",
-                    )
-                ]
-            ) from None
+        except (TypeError, KeyError, ValueError):  # TypeError: an entry that is no object
+            where = f"filter.statuses.{index}"
+            raise bad_query(where, "InvalidType", "A stage is {pipeline_id, status_id}.") from None
     return stages
 
 
 @router.get("/leads/{lead_id:int}")
 async def get_lead(request: Request, store: Store, lead_id: int) -> Response:
-    lead = store.get_lead(lead_id)
-    # Kommo answers an unknown id with 204, not 404.
-    if lead is None:
-        return no_content()
-    return HalJSONResponse(lead_json(request, store, lead, with_values(bracket_query(request))))
+    return LEAD_READS.one(request, store, store.get_lead(lead_id))
 
 
 @router.post("/leads")
 async def add_leads(request: Request, store: Store, items: Batch[LeadIn]) -> Response:
-    check_batch(store, items)
-    plans = [
-        _lead_plan(store, item, item.embedded or _Embedded(), item.rid(index))
-        for index, item in enumerate(items)
-    ]
-    errors = [error for plan_errors, _ in plans for error in plan_errors]
-    if errors:  # the batch is all or nothing
-        return validation_failed(errors)
-    rows = []
-    for index, (item, (_, fields)) in enumerate(zip(items, plans, strict=True)):
-        lead = _create_lead(store, item, fields)
-        rows.append(added_row(request, index, item, lead.id, f"/api/v4/leads/{lead.id}"))
-    return batch_answer(request, "leads", rows)
+    def check(item: LeadIn, rid: str) -> tuple[list[FieldError], dict[str, Any]]:
+        return _lead_plan(store, item, item.embedded or _Embedded(), rid)
+
+    def write(index: int, item: LeadIn, plan: dict[str, Any]) -> dict[str, Any]:
+        lead = _create_lead(store, item, plan)
+        return added_row(request, index, item, lead.id, f"/api/v4/leads/{lead.id}")
+
+    return write_batch(request, store, "leads", items, check, write)
 
 
 def _lead_plan(
@@ -315,59 +324,23 @@ def _stage(
 
 @router.patch("/leads")
 async def update_leads(request: Request, store: Store, items: Batch[LeadUpdateIn]) -> Response:
-    check_batch(store, items)
-    plans = []
-    errors: list[FieldError] = []
-    for index, item in enumerate(items):
-        rid = item.rid(index)
-        lead = store.get_lead(item.id) if item.id is not None else None
-        if lead is None:
-            errors.append(FieldError(rid, "id", "NotFound", "Lead not found"))
-            continue
-        item_errors, changes = _lead_changes(store, lead, item, rid)
-        errors += item_errors
-        plans.append((index, item, lead, changes))
-    if errors:
-        return validation_failed(errors)
-    rows = []
-    for index, item, lead, changes in plans:
-        updated = _apply_lead_changes(store, lead, changes)
-        row = added_row(request, index, item, lead.id, f"/api/v4/leads/{lead.id}")
-        rows.append({**row, "updated_at": updated.updated_at})
-    return batch_answer(request, "leads", rows)
+    return update_batch(request, store, items, LEAD_UPDATES)
 
 
 @router.patch("/leads/{lead_id:int}")
 async def update_lead(
     request: Request, store: Store, lead_id: int, item: Annotated[LeadUpdateIn, Body()]
 ) -> Response:
-    check_batch(store, [item])
-    lead = store.get_lead(lead_id)
-    if lead is None:
-        raise not_found("Lead")
-    errors, changes = _lead_changes(store, lead, item, "0")
-    if errors:
-        return validation_failed(errors)
-    updated = _apply_lead_changes(store, lead, changes)
-    return HalJSONResponse(
-        {
-            "id": updated.id,
-            "updated_at": updated.updated_at,
-            "_links": self_link(request, f"/api/v4/leads/{lead_id}"),
-        }
-    )
+    return update_one(request, store, lead_id, item, LEAD_UPDATES)
 
 
 def _lead_changes(
     store: SandboxStore, lead: Lead, item: LeadUpdateIn, rid: str
-) -> tuple[list[FieldError], dict[str, Any]]:
+) -> tuple[list[FieldError], Changes]:
     given = item.model_fields_set
-    changes: dict[str, Any] = {
-        name: getattr(item, name)
-        for name in ("name", "price", "responsible_user_id", "loss_reason_id")
-        if name in given and getattr(item, name) is not None
-    }
-    errors = responsible_errors(store, item.responsible_user_id, rid)
+    errors, changes = _record_changes(
+        store, "leads", lead, item, rid, ("name", "price", "responsible_user_id", "loss_reason_id")
+    )
     if "pipeline_id" in given or "status_id" in given:
         pipeline_id = item.pipeline_id if item.pipeline_id is not None else lead.pipeline_id
         status_id = item.status_id
@@ -378,24 +351,53 @@ def _lead_changes(
             store, pipeline_id, status_id, rid
         )
         errors += stage_errors
-    if "custom_fields_values" in given:
-        field_errors, fields = resolve_custom_fields(store, "leads", item.custom_fields_values, rid)
+    return errors, changes
+
+
+def _record_changes(
+    store: SandboxStore,
+    entity_type: EntityType,
+    record: Lead | Contact,
+    item: _RecordUpdateIn,
+    rid: str,
+    plain_fields: tuple[str, ...],
+) -> tuple[list[FieldError], Changes]:
+    """What a PATCH changes of the fields leads and contacts share, and what is wrong with it.
+
+    Custom fields given replace their values and leave the others; tags given replace them all.
+    """
+    changes = given_values(item, plain_fields)
+    errors = responsible_errors(store, item.responsible_user_id, rid)
+    if "custom_fields_values" in item.model_fields_set:
+        field_errors, fields = resolve_custom_fields(
+            store, entity_type, item.custom_fields_values, rid
+        )
         errors += field_errors
-        changes["custom_fields"] = merged_fields(lead.custom_fields, fields)
+        changes["custom_fields"] = merged_fields(record.custom_fields, fields)
     if item.embedded is not None and "tags" in item.embedded.model_fields_set:
         tag_errors, tags = resolve_tags(
-            store, "leads", item.embedded.tags or [], rid, "_embedded.tags"
+            store, entity_type, item.embedded.tags or [], rid, "_embedded.tags"
         )
         errors += tag_errors
         changes["tags"] = tags
     return errors, changes
 
 
-def _apply_lead_changes(store: SandboxStore, lead: Lead, changes: dict[str, Any]) -> Lead:
-    if "tags" in changes:
-        changes = dict(changes)
-        changes["tag_ids"] = attach_tags(store, "leads", changes.pop("tags"))
-    return store.update_lead(lead.id, **changes)
+def _with_tag_ids(store: SandboxStore, entity_type: EntityType, changes: Changes) -> Changes:
+    """`changes` with its tags (ids, or names created now) given as the `tag_ids` to store."""
+    if "tags" not in changes:
+        return changes
+    rest = {name: value for name, value in changes.items() if name != "tags"}
+    return {**rest, "tag_ids": attach_tags(store, entity_type, changes["tags"])}
+
+
+def _apply_lead_changes(store: SandboxStore, lead: Lead, changes: Changes) -> Lead:
+    return store.update_lead(lead.id, **_with_tag_ids(store, "leads", changes))
+
+
+LEAD_UPDATES: RecordUpdates[Lead, LeadUpdateIn] = RecordUpdates(
+    "leads", "Lead", SandboxStore.get_lead, _lead_changes, _apply_lead_changes
+)
 
 
 @router.post("/leads/complex")
@@ -403,31 +405,24 @@ async def add_complex_leads(
     request: Request, store: Store, items: Batch[ComplexLeadIn]
 ) -> Response:
     """Leads each with a new contact and company; answered with a bare array, as Kommo does."""
-    check_batch(store, items)
-    errors: list[FieldError] = []
-    plans = []
-    for index, item in enumerate(items):
-        rid = item.rid(index)
+
+    def check(item: ComplexLeadIn, rid: str) -> tuple[list[FieldError], dict[str, Any]]:
         embedded = item.embedded or _ComplexEmbedded()
-        lead_errors, plan = _lead_plan(store, item, _Embedded(tags=embedded.tags), rid)
-        errors += lead_errors
+        errors, plan = _lead_plan(store, item, _Embedded(tags=embedded.tags), rid)
         for contact in embedded.contacts:
-            contact_errors, _ = _contact_plan(store, contact, rid, "_embedded.contacts.0.")
-            errors += contact_errors
+            errors += _contact_plan(store, contact, rid, "_embedded.contacts.0.")[0]
         for company in embedded.companies:
-            company_errors, _ = resolve_custom_fields(
+            errors += resolve_custom_fields(
                 store,
                 "companies",
                 company.custom_fields_values,
                 rid,
                 "_embedded.companies.0.custom_fields_values",
-            )
-            errors += company_errors
-        plans.append((item, rid, embedded, plan))
-    if errors:
-        return validation_failed(errors)
-    answer = []
-    for item, rid, embedded, plan in plans:
+            )[0]
+        return errors, plan
+
+    def write(index: int, item: ComplexLeadIn, plan: dict[str, Any]) -> dict[str, Any]:
+        embedded = item.embedded or _ComplexEmbedded()
         new_company = _create_company(store, embedded.companies[0]) if embedded.companies else None
         new_contact = None
         if embedded.contacts:
@@ -440,16 +435,15 @@ async def add_complex_leads(
             "company_id": new_company.id if new_company else None,
         }
         lead = _create_lead(store, item, plan)
-        answer.append(
-            {
-                "id": lead.id,
-                "contact_id": new_contact.id if new_contact else None,
-                "company_id": new_company.id if new_company else None,
-                "request_id": [rid],
-                "merged": False,
-            }
-        )
-    return HalJSONResponse(answer)
+        return {
+            "id": lead.id,
+            "contact_id": new_contact.id if new_contact else None,
+            "company_id": new_company.id if new_company else None,
+            "request_id": [item.rid(index)],
+            "merged": False,
+        }
+
+    return write_batch(request, store, None, items, check, write)
 
 
 def lead_json(
@@ -489,6 +483,9 @@ def lead_json(
     }
 
 
+LEAD_READS = _CollectionReads("leads", ("created_at", "updated_at", "id"), lead_json)
+
+
 def _link(request: Request, entity_type: str, entity_id: int) -> dict[str, Any]:
     return {"id": entity_id, "_links": self_link(request, f"/api/v4/{entity_type}/{entity_id}")}
 
@@ -504,17 +501,13 @@ def _closest_task_at(store: SandboxStore, entity_type: str, entity_id: int) -> i
 
 # --- contacts --------------------------------------------------------------------------------
 
-CONTACT_ORDER_FIELDS = ("updated_at", "id")
-
 
 @router.get("/contacts")
 async def list_contacts(
     request: Request, store: Store, page: Page = 1, limit: Limit = 50
 ) -> Response:
     query = bracket_query(request)
-    filters = query.get("filter") or {}
-    if not isinstance(filters, dict):
-        raise InvalidRequest([FieldError("0", "filter", "InvalidType", "filter is an object")])
+    filters = filters_of(query)
     ids = set(many_ints(filters.get("id"), "filter.id"))
     names = {name.casefold() for name in many(filters.get("name"))}
     responsible = set(many_ints(filters.get("responsible_user_id"), "filter.responsible_user_id"))
@@ -541,36 +534,24 @@ async def list_contacts(
             )
         )
     ]
-    field, descending = ordering(query, CONTACT_ORDER_FIELDS)
-    contacts.sort(key=lambda contact: (getattr(contact, field), contact.id), reverse=descending)
-    embed = with_values(query)
-    rendered = [contact_json(request, store, contact, embed) for contact in contacts]
-    return page_response(request, "contacts", rendered, page=page, limit=limit)
+    return CONTACT_READS.page(request, store, query, contacts, page=page, limit=limit)
 
 
 @router.get("/contacts/{contact_id:int}")
 async def get_contact(request: Request, store: Store, contact_id: int) -> Response:
-    contact = store.get_contact(contact_id)
-    # Kommo answers an unknown id with 204, not 404.
-    if contact is None:
-        return no_content()
-    return HalJSONResponse(
-        contact_json(request, store, contact, with_values(bracket_query(request)))
-    )
+    return CONTACT_READS.one(request, store, store.get_contact(contact_id))
 
 
 @router.post("/contacts")
 async def add_contacts(request: Request, store: Store, items: Batch[ContactIn]) -> Response:
-    check_batch(store, items)
-    plans = [_contact_plan(store, item, item.rid(index)) for index, item in enumerate(items)]
-    errors = [error for plan_errors, _ in plans for error in plan_errors]
-    if errors:
-        return validation_failed(errors)
-    rows = []
-    for index, item in enumerate(items):
+    def check(item: ContactIn, rid: str) -> tuple[list[FieldError], None]:
+        return _contact_plan(store, item, rid)
+
+    def write(index: int, item: ContactIn, _: None) -> dict[str, Any]:
         contact = _create_contact(store, item)
-        rows.append(added_row(request, index, item, contact.id, f"/api/v4/contacts/{contact.id}"))
-    return batch_answer(request, "contacts", rows)
+        return added_row(request, index, item, contact.id, f"/api/v4/contacts/{contact.id}")
+
+    return write_batch(request, store, "contacts", items, check, write)
 
 
 def _contact_plan(
@@ -621,81 +602,30 @@ def _create_contact(
 async def update_contacts(
     request: Request, store: Store, items: Batch[ContactUpdateIn]
 ) -> Response:
-    check_batch(store, items)
-    plans = []
-    errors: list[FieldError] = []
-    for index, item in enumerate(items):
-        rid = item.rid(index)
-        contact = store.get_contact(item.id) if item.id is not None else None
-        if contact is None:
-            errors.append(FieldError(rid, "id", "NotFound", "Contact not found"))
-            continue
-        item_errors, changes = _contact_changes(store, contact, item, rid)
-        errors += item_errors
-        plans.append((index, item, contact, changes))
-    if errors:
-        return validation_failed(errors)
-    rows = []
-    for index, item, contact, changes in plans:
-        updated = _apply_contact_changes(store, contact, changes)
-        row = added_row(request, index, item, contact.id, f"/api/v4/contacts/{contact.id}")
-        rows.append({**row, "updated_at": updated.updated_at})
-    return batch_answer(request, "contacts", rows)
+    return update_batch(request, store, items, CONTACT_UPDATES)
 
 
 @router.patch("/contacts/{contact_id:int}")
 async def update_contact(
     request: Request, store: Store, contact_id: int, item: Annotated[ContactUpdateIn, Body()]
 ) -> Response:
-    check_batch(store, [item])
-    contact = store.get_contact(contact_id)
-    if contact is None:
-        raise not_found("Contact")
-    errors, changes = _contact_changes(store, contact, item, "0")
-    if errors:
-        return validation_failed(errors)
-    updated = _apply_contact_changes(store, contact, changes)
-    return HalJSONResponse(
-        {
-            "id": updated.id,
-            "updated_at": updated.updated_at,
-            "_links": self_link(request, f"/api/v4/contacts/{contact_id}"),
-        }
-    )
+    return update_one(request, store, contact_id, item, CONTACT_UPDATES)
 
 
 def _contact_changes(
     store: SandboxStore, contact: Contact, item: ContactUpdateIn, rid: str
-) -> tuple[list[FieldError], dict[str, Any]]:
-    given = item.model_fields_set
-    changes: dict[str, Any] = {
-        name: getattr(item, name)
-        for name in ("name", "first_name", "last_name", "responsible_user_id")
-        if name in given and getattr(item, name) is not None
-    }
-    errors = responsible_errors(store, item.responsible_user_id, rid)
-    if "custom_fields_values" in given:
-        field_errors, fields = resolve_custom_fields(
-            store, "contacts", item.custom_fields_values, rid
-        )
-        errors += field_errors
-        changes["custom_fields"] = merged_fields(contact.custom_fields, fields)
-    if item.embedded is not None and "tags" in item.embedded.model_fields_set:
-        tag_errors, tags = resolve_tags(
-            store, "contacts", item.embedded.tags or [], rid, "_embedded.tags"
-        )
-        errors += tag_errors
-        changes["tags"] = tags
-    return errors, changes
+) -> tuple[list[FieldError], Changes]:
+    plain_fields = ("name", "first_name", "last_name", "responsible_user_id")
+    return _record_changes(store, "contacts", contact, item, rid, plain_fields)
 
 
-def _apply_contact_changes(
-    store: SandboxStore, contact: Contact, changes: dict[str, Any]
-) -> Contact:
-    if "tags" in changes:
-        changes = dict(changes)
-        changes["tag_ids"] = attach_tags(store, "contacts", changes.pop("tags"))
-    return store.update_contact(contact.id, **changes)
+def _apply_contact_changes(store: SandboxStore, contact: Contact, changes: Changes) -> Contact:
+    return store.update_contact(contact.id, **_with_tag_ids(store, "contacts", changes))
+
+
+CONTACT_UPDATES: RecordUpdates[Contact, ContactUpdateIn] = RecordUpdates(
+    "contacts", "Contact", SandboxStore.get_contact, _contact_changes, _apply_contact_changes
+)
 
 
 def contact_json(
@@ -732,6 +662,10 @@ def contact_json(
     }
 
 
+# Kommo orders contacts, and companies, by update time or id only.
+CONTACT_READS = _CollectionReads("contacts", ("updated_at", "id"), contact_json)
+
+
 # --- companies -------------------------------------------------------------------------------
 
 
@@ -754,38 +688,26 @@ async def list_companies(
             )
         )
     ]
-    field, descending = ordering(query, CONTACT_ORDER_FIELDS)
-    companies.sort(key=lambda company: (getattr(company, field), company.id), reverse=descending)
-    embed = with_values(query)
-    rendered = [company_json(request, store, company, embed) for company in companies]
-    return page_response(request, "companies", rendered, page=page, limit=limit)
+    return COMPANY_READS.page(request, store, query, companies, page=page, limit=limit)
 
 
 @router.get("/companies/{company_id:int}")
 async def get_company(request: Request, store: Store, company_id: int) -> Response:
-    company = store.get_company(company_id)
-    if company is None:
-        return no_content()
-    return HalJSONResponse(
-        company_json(request, store, company, with_values(bracket_query(request)))
-    )
+    return COMPANY_READS.one(request, store, store.get_company(company_id))
 
 
 @router.post("/companies")
 async def add_companies(request: Request, store: Store, items: Batch[CompanyIn]) -> Response:
-    check_batch(store, items)
-    errors = []
-    for index, item in enumerate(items):
-        rid = item.rid(index)
-        errors += responsible_errors(store, item.responsible_user_id, rid)
+    def check(item: CompanyIn, rid: str) -> tuple[list[FieldError], None]:
+        errors = responsible_errors(store, item.responsible_user_id, rid)
         errors += resolve_custom_fields(store, "companies", item.custom_fields_values, rid)[0]
-    if errors:
-        return validation_failed(errors)
-    rows = []
-    for index, item in enumerate(items):
+        return errors, None
+
+    def write(index: int, item: CompanyIn, _: None) -> dict[str, Any]:
         company = _create_company(store, item)
-        rows.append(added_row(request, index, item, company.id, f"/api/v4/companies/{company.id}"))
-    return batch_answer(request, "companies", rows)
+        return added_row(request, index, item, company.id, f"/api/v4/companies/{company.id}")
+
+    return write_batch(request, store, "companies", items, check, write)
 
 
 def _create_company(store: SandboxStore, item: CompanyIn) -> Company:
@@ -832,3 +754,6 @@ def company_json(
         "_links": self_link(request, f"/api/v4/companies/{company.id}"),
         "_embedded": embedded,
     }
+
+
+COMPANY_READS = _CollectionReads("companies", ("updated_at", "id"), company_json)

@@ -5,22 +5,28 @@ seconds), errors follow its RFC 7807 problem bodies with `validation-errors`, an
 result is a bare 204, so a client that works against the sandbox works against Kommo. The API
 routes live in `api_entities` (leads, contacts, companies), `api_activity` (notes, tasks,
 calls, events) and `api_account` (account, users, pipelines, custom fields, tags, webhooks);
-`api_common` holds what they share.
+`api_common` holds what they share. The webhooks clients subscribe to are really sent
+(`webhook_sender`, running for the app's lifespan), and `page` is where a person plays a lead.
 
 `app.state` holds: `store` (the account, see store.py), `access_token` (the static token the
 API accepts), `accepts_token` (the check `require_token` makes; replace it to accept other
-tokens), `subdomain`.
+tokens), `subdomain`, `webhook_sender`, and what the Chats and Salesbot endpoints received
+(`chats_channel`, `salesbot_record`), which the page reads to show the platform's replies.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Annotated, Any
 
-from fastapi import FastAPI, Request, Response
+from fastapi import Body, FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRouter
+from pydantic import BaseModel, ConfigDict, HttpUrl
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -39,20 +45,38 @@ from agent_platform.crm.sandbox.api_common import (
 from agent_platform.crm.sandbox.api_entities import router as entities_router
 from agent_platform.crm.sandbox.faults import install_faults
 from agent_platform.crm.sandbox.oauth import install_oauth
+from agent_platform.crm.sandbox.page import install_page
 from agent_platform.crm.sandbox.store import SandboxStore
+from agent_platform.crm.sandbox.webhook_payloads import AccountRef
+from agent_platform.crm.sandbox.webhook_sender import DEFAULT_POLICY, WebhookPolicy, WebhookSender
 
 
-def create_sandbox_app(access_token: str, subdomain: str = "sandbox") -> FastAPI:
+def create_sandbox_app(
+    access_token: str,
+    subdomain: str = "sandbox",
+    *,
+    clock: Callable[[], float] = time.time,
+    webhook_policy: WebhookPolicy = DEFAULT_POLICY,
+) -> FastAPI:
+    """`clock` and `webhook_policy` are for tests: time that jumps, retries that do not wait."""
     if not access_token:
         raise ValueError("the sandbox needs a non-empty access token, or it is open to anyone")
     app = FastAPI(
         title="Kommo sandbox",
         description="The subset of Kommo API v4 that the GPT Agent Platform uses.",
+        lifespan=_lifespan,
     )
-    app.state.store = SandboxStore()
+    store = SandboxStore(clock=clock)
+    app.state.store = store
     app.state.access_token = access_token
     app.state.accepts_token = fixed_token(access_token)
     app.state.subdomain = subdomain
+    app.state.webhook_sender = WebhookSender(
+        store, AccountRef(subdomain), policy=webhook_policy, clock=clock
+    )
+    # Made here rather than on first use by their endpoints, so the page can always read them.
+    app.state.chats_channel = chats.ChatsChannel()
+    app.state.salesbot_record = salesbot.SalesbotRecord()
     app.include_router(entities_router)
     app.include_router(activity_router)
     app.include_router(account_router)
@@ -65,7 +89,18 @@ def create_sandbox_app(access_token: str, subdomain: str = "sandbox") -> FastAPI
     app.include_router(salesbot.router)
     install_oauth(app)
     install_faults(app)
+    install_page(app)
     return app
+
+
+@asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    sender: WebhookSender = app.state.webhook_sender
+    await sender.start()
+    try:
+        yield
+    finally:
+        await sender.stop()
 
 
 def sandbox_store(app: FastAPI) -> SandboxStore:
@@ -110,6 +145,36 @@ async def all_notes(store: Store) -> Response:
 @_inspection.post("/reset")
 async def reset(store: Store) -> Response:
     store.reset()
+    return no_content()
+
+
+@_inspection.get("/webhooks/deliveries")
+async def webhook_deliveries(request: Request) -> Response:
+    """Every webhook (and Salesbot widget call) sent or being sent, oldest first."""
+    sender: WebhookSender = request.app.state.webhook_sender
+    return JSONResponse(
+        {"deliveries": [dataclasses.asdict(delivery) for delivery in sender.deliveries()]}
+    )
+
+
+class SalesbotWidgetIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    url: HttpUrl
+
+
+@_inspection.put("/salesbot/widget")
+async def set_salesbot_widget(
+    store: Store, widget: Annotated[SalesbotWidgetIn, Body()]
+) -> Response:
+    """From now on every customer message starts the Salesbot, which calls this URL."""
+    store.salesbot_widget_url = str(widget.url)
+    return JSONResponse({"url": store.salesbot_widget_url})
+
+
+@_inspection.delete("/salesbot/widget")
+async def remove_salesbot_widget(store: Store) -> Response:
+    store.salesbot_widget_url = None
     return no_content()
 
 

@@ -17,7 +17,7 @@ the defaults, `GET` shows them):
 
 `GET /sandbox/faults/requests` lists every API request as it arrived (seconds on the
 sandbox's monotonic clock, method, path, the status it got), 429s included: the record that
-shows whether clients kept to the limit.
+shows whether clients kept to the limit. `DELETE` empties it, to start a measurement afresh.
 """
 
 from __future__ import annotations
@@ -99,6 +99,10 @@ class SandboxFaults:
         with self._lock:
             return [Arrival(a.at, a.method, a.path, a.status) for a in self._arrivals]
 
+    def forget_arrivals(self) -> None:
+        with self._lock:
+            self._arrivals.clear()
+
     def reset(self) -> None:
         with self._lock:
             self.faults = Faults()
@@ -163,6 +167,12 @@ async def clear_faults(request: Request) -> Response:
 @router.get("/requests")
 async def arrivals(request: Request) -> Response:
     return JSONResponse({"requests": [asdict(a) for a in _state(request).arrivals()]})
+
+
+@router.delete("/requests")
+async def forget_arrivals(request: Request) -> Response:
+    _state(request).forget_arrivals()
+    return Response(status_code=HTTPStatus.NO_CONTENT)
 
 
 class FaultyApi:

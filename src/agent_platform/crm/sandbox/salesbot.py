@@ -12,7 +12,6 @@ What was received is readable at `GET /sandbox/salesbot/continues`.
 
 from __future__ import annotations
 
-import secrets
 import time
 from dataclasses import asdict, dataclass, field
 from http import HTTPStatus
@@ -22,6 +21,8 @@ from fastapi import APIRouter, Body, Depends, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from starlette.exceptions import HTTPException
+
+from agent_platform.crm.sandbox.api_common import require_token
 
 MAX_HANDLERS = 10
 SHOW_VALUE_LIMIT = 80
@@ -79,21 +80,13 @@ def _record(request: Request) -> SalesbotRecord:
     return record
 
 
-def _require_token(request: Request) -> None:
-    expected = f"Bearer {request.app.state.access_token}".encode()
-    given = request.headers.get("Authorization", "").encode()
-    if not secrets.compare_digest(given, expected):
-        raise HTTPException(HTTPStatus.UNAUTHORIZED, "Invalid or missing access token")
-
-
 Record = Annotated[SalesbotRecord, Depends(_record)]
 
 router = APIRouter()
 
 
-@router.post(
-    "/api/v4/{bot}/{bot_id}/continue/{continue_id}", dependencies=[Depends(_require_token)]
-)
+# The same token check as every other API route: the static token and OAuth-issued ones.
+@router.post("/api/v4/{bot}/{bot_id}/continue/{continue_id}", dependencies=[Depends(require_token)])
 async def continue_bot(
     bot: Literal["salesbot", "marketingbot"],
     bot_id: int,

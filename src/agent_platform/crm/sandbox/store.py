@@ -6,20 +6,27 @@ the validation of what clients send are the HTTP layer's business (`api_*.py`).
 
 What other parts of the sandbox read and hook into:
 - `subscribe(listener)`: `listener(entity, action, record)` is called after every change, with
-  `entity` one of "leads", "contacts", "companies", "tasks" and `action` one of Kommo's webhook
-  actions: "add", "update", "delete" for every entity; for leads also "status" (the stage
-  changed) and "responsible" (the owner changed), sent after the "update" of the same change;
-  for contacts "responsible" too; and "note" for a lead, contact or company that got a note
-  (`record` is then the `Note`). Listeners run synchronously in the thread that made the
-  change (the sandbox's event loop for HTTP calls): they must be quick and must not block;
-  schedule real work (sending a webhook) instead. An exception in a listener is logged and
-  does not undo the change. `subscribe` returns a function that unsubscribes.
+  `entity` one of "leads", "contacts", "companies", "tasks", "talks", "messages" and `action`
+  one of Kommo's webhook actions: "add", "update", "delete" for leads, contacts, companies and
+  tasks; for leads also "status" (the stage changed) and "responsible" (the owner changed),
+  sent after the "update" of the same change; for contacts "responsible" too; "note" for a
+  lead, contact or company that got a note (`record` is then the `Note`); "add" and "update"
+  for a lead's talk (`Talk`) and "add" for a chat message (`Message`, incoming or outgoing).
+  One more, not a webhook: ("salesbot", "widget_request", `SalesbotRun`) when the Salesbot
+  calls its widget. Listeners run synchronously in the thread that made the change (the
+  sandbox's event loop for HTTP calls): they must be quick and must not block; schedule
+  real work (sending a webhook) instead. An exception in a listener is logged and does not
+  undo the change. `subscribe` returns a function that unsubscribes.
 - `webhooks()` / `webhooks_for("add_lead")`: the subscriptions clients made over the API.
+- Chats: `add_incoming_message(lead_id, text)` (the customer writes) and
+  `add_outgoing_message(lead_id, text, user_id)` (a manager does); `talk_of`, `messages_of`.
 - `requests`: the API requests the sandbox answered, `(method, path, status, at)` with `at`
   from `time.monotonic()` (for counting requests per second); the inspection endpoints under
   /sandbox/ are not logged. `record_request` adds one (the request-log middleware calls it).
 - `gateway_timeout_above`: when set, a batch write of more items than this is answered 504
   without writing anything (to exercise a client's halving of batches).
+- `salesbot_widget_url`: when set, every incoming message starts the Salesbot, which calls
+  this URL with the message (a `SalesbotRun`, see `salesbot_runs_of`) and waits.
 """
 
 from __future__ import annotations
@@ -27,10 +34,11 @@ from __future__ import annotations
 import itertools
 import threading
 import time
+import uuid
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
-from typing import Any, Literal, NamedTuple
+from typing import Any, Literal, NamedTuple, TypeVar
 
 import structlog
 
@@ -87,6 +95,11 @@ DEMO_CONTACT_PHONE = "+1 415 555 0100"
 DEMO_CONTACT_EMAIL = "demo.contact@example.com"
 
 REQUEST_LOG_SIZE = 10_000
+
+# The code of the sandbox's chat channel in talks and messages (Kommo says waba, telegram…).
+CHAT_ORIGIN = "sandbox"
+# The account's Salesbot: the one that calls a widget with the customer's message and waits.
+SALESBOT_ID = 9_000_001
 
 
 # --- the account's setup (fixed) --------------------------------------------------------------
@@ -423,6 +436,48 @@ class Webhook:
     created_by: int = USER_ID
 
 
+@dataclass(frozen=True, slots=True)
+class Talk:
+    """A lead's conversation in the sandbox's chat channel: Kommo's talk, in a chat of its own."""
+
+    id: int
+    chat_id: str  # Kommo's id of the chat; Chats API replies name it as their conversation
+    lead_id: int
+    contact_id: int | None
+    customer_id: str  # the customer's id in the Chats API: the author of incoming messages
+    customer_name: str
+    created_at: int
+    updated_at: int
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """One message in a lead's talk, with what Kommo's message webhook tells of it."""
+
+    id: str
+    talk_id: int
+    chat_id: str
+    lead_id: int
+    contact_id: int | None
+    direction: Literal["incoming", "outgoing"]  # from the customer, or from a manager
+    text: str
+    author_id: str  # the customer's Chats API id, or the manager's user id
+    author_name: str
+    created_at: int
+
+
+@dataclass(frozen=True, slots=True)
+class SalesbotRun:
+    """The Salesbot on a lead: it called its widget with the customer's message and waits for
+    the answer at /api/v4/salesbot/{bot_id}/continue/{continue_id}."""
+
+    bot_id: int
+    continue_id: int
+    widget_url: str
+    message: Message
+    created_at: int
+
+
 class SandboxRequest(NamedTuple):
     method: str
     path: str
@@ -431,6 +486,8 @@ class SandboxRequest(NamedTuple):
 
 
 ChangeListener = Callable[[str, str, object], None]
+AddedRecord = TypeVar("AddedRecord", bound=Record)
+UpdatedRecord = TypeVar("UpdatedRecord", bound=Lead | Contact)
 
 
 @dataclass(slots=True)
@@ -444,6 +501,9 @@ class _Account:
     tags: dict[int, Tag] = field(default_factory=dict)
     events: list[Event] = field(default_factory=list)
     webhooks: dict[int, Webhook] = field(default_factory=dict)
+    talks: dict[int, Talk] = field(default_factory=dict)  # by lead id: one talk per lead
+    messages: list[Message] = field(default_factory=list)
+    salesbot_runs: list[SalesbotRun] = field(default_factory=list)
 
 
 class SandboxStore:
@@ -464,6 +524,7 @@ class SandboxStore:
         self._requests: deque[SandboxRequest] = deque(maxlen=REQUEST_LOG_SIZE)
         self._account = _Account()
         self.gateway_timeout_above: int | None = None
+        self.salesbot_widget_url: str | None = None
         self.created_at = self._now()
         self.reset()
 
@@ -514,6 +575,7 @@ class SandboxStore:
             )
             self._requests.clear()
             self.gateway_timeout_above = None
+            self.salesbot_widget_url = None
 
     def subscribe(self, listener: ChangeListener) -> Callable[[], None]:
         """Call `listener(entity, action, record)` after every change; returns an unsubscribe."""
@@ -665,6 +727,27 @@ class SandboxStore:
         """The enabled subscriptions to one event, e.g. "add_lead" or "status_lead"."""
         return [w for w in self.webhooks() if not w.disabled and setting in w.settings]
 
+    def latest_event(self, type_: str, entity_id: int) -> Event | None:
+        """The newest event of this type about this entity, e.g. its last stage change."""
+        return next(
+            (
+                event
+                for event in reversed(self._account.events)
+                if event.type == type_ and event.entity_id == entity_id
+            ),
+            None,
+        )
+
+    def talk_of(self, lead_id: int) -> Talk | None:
+        return self._account.talks.get(lead_id)
+
+    def messages_of(self, lead_id: int) -> list[Message]:
+        """The lead's chat messages, oldest first."""
+        return [message for message in self._account.messages if message.lead_id == lead_id]
+
+    def salesbot_runs_of(self, lead_id: int) -> list[SalesbotRun]:
+        return [run for run in self._account.salesbot_runs if run.message.lead_id == lead_id]
+
     def find_by_phone(self, phone: str) -> Contact | Company | None:
         """The contact (else company) with this phone; Kommo compares the last 10 digits."""
         wanted = _last_digits(phone)
@@ -696,12 +779,10 @@ class SandboxStore:
         contact_ids: tuple[int, ...] = (),
         company_id: int | None = None,
     ) -> Lead:
-        now = self._now()
-        with self._lock:
-            lead_id = next(self._ids)
-            # Kommo names an unnamed lead after its id.
-            lead = Lead(
+        def build(lead_id: int, now: int) -> Lead:
+            return Lead(
                 lead_id,
+                # Kommo names an unnamed lead after its id.
                 name or f"Lead #{lead_id}",
                 price,
                 pipeline_id,
@@ -717,46 +798,31 @@ class SandboxStore:
                 contact_ids=contact_ids,
                 company_id=company_id,
             )
-            self._account.leads[lead.id] = lead
-            self._event("lead_added", "leads", lead.id, after=[_status_value(lead)])
-        self._notify([("leads", "add", lead)])
-        return lead
+
+        return self._add("leads", build)
 
     def update_lead(self, lead_id: int, *, updated_by: int = USER_ID, **changes: Any) -> Lead:
         """Change a lead's fields (name, price, pipeline_id, status_id, responsible_user_id,
         loss_reason_id, custom_fields, tag_ids); KeyError if there is no such lead."""
-        now = self._now()
-        with self._lock:
-            before = self._account.leads[lead_id]
-            after = replace(before, **changes, updated_at=now, updated_by=updated_by)
-            if after.status_id != before.status_id:
-                closing = after.status_id in CLOSED_STATUS_IDS
-                after = replace(after, closed_at=now if closing else None)
-            self._account.leads[lead_id] = after
-            actions = ["update"]
-            if (after.pipeline_id, after.status_id) != (before.pipeline_id, before.status_id):
-                self._event(
-                    "lead_status_changed",
-                    "leads",
-                    lead_id,
-                    before=[_status_value(before)],
-                    after=[_status_value(after)],
-                )
-                actions.append("status")
-            if after.responsible_user_id != before.responsible_user_id:
-                self._responsible_event("leads", before.responsible_user_id, after)
-                actions.append("responsible")
-            if after.price != before.price:
-                self._event(
-                    "sale_field_changed",
-                    "leads",
-                    lead_id,
-                    before=[{"sale_field_value": {"sale": before.price}}],
-                    after=[{"sale_field_value": {"sale": after.price}}],
-                )
-            self._common_change_events("leads", before, after)
-        self._notify(("leads", action, after) for action in actions)
-        return after
+        return self._update("leads", lead_id, changes, updated_by, self._settle_lead)
+
+    def _settle_lead(
+        self, before: Lead, after: Lead, changes: dict[str, Any], now: int
+    ) -> tuple[Lead, list[str]]:
+        """A lead's own rules: closing follows the stage; a new stage is a "status" change."""
+        if after.status_id != before.status_id:
+            closing = after.status_id in CLOSED_STATUS_IDS
+            after = replace(after, closed_at=now if closing else None)
+        if (after.pipeline_id, after.status_id) == (before.pipeline_id, before.status_id):
+            return after, []
+        self._event(
+            "lead_status_changed",
+            "leads",
+            after.id,
+            before=[_status_value(before)],
+            after=[_status_value(after)],
+        )
+        return after, ["status"]
 
     def add_contact(
         self,
@@ -770,13 +836,11 @@ class SandboxStore:
         tag_ids: tuple[int, ...] = (),
         company_id: int | None = None,
     ) -> Contact:
-        now = self._now()
-        # Kommo shows a contact without a name by its first and last names.
-        name = name or f"{first_name} {last_name}".strip()
-        with self._lock:
-            contact = Contact(
-                next(self._ids),
-                name,
+        def build(contact_id: int, now: int) -> Contact:
+            return Contact(
+                contact_id,
+                # Kommo shows a contact without a name by its first and last names.
+                name or f"{first_name} {last_name}".strip(),
                 first_name,
                 last_name,
                 now,
@@ -788,31 +852,14 @@ class SandboxStore:
                 tag_ids=tag_ids,
                 company_id=company_id,
             )
-            self._account.contacts[contact.id] = contact
-            self._event("contact_added", "contacts", contact.id)
-        self._notify([("contacts", "add", contact)])
-        return contact
+
+        return self._add("contacts", build)
 
     def update_contact(
         self, contact_id: int, *, updated_by: int = USER_ID, **changes: Any
     ) -> Contact:
         """Change a contact's fields; KeyError if there is no such contact."""
-        now = self._now()
-        with self._lock:
-            before = self._account.contacts[contact_id]
-            after = replace(before, **changes, updated_at=now, updated_by=updated_by)
-            if {"first_name", "last_name"} & changes.keys() and "name" not in changes:
-                after = replace(
-                    after, name=f"{after.first_name} {after.last_name}".strip() or after.name
-                )
-            self._account.contacts[contact_id] = after
-            actions = ["update"]
-            if after.responsible_user_id != before.responsible_user_id:
-                self._responsible_event("contacts", before.responsible_user_id, after)
-                actions.append("responsible")
-            self._common_change_events("contacts", before, after)
-        self._notify(("contacts", action, after) for action in actions)
-        return after
+        return self._update("contacts", contact_id, changes, updated_by, _settle_contact)
 
     def add_company(
         self,
@@ -823,10 +870,9 @@ class SandboxStore:
         custom_fields: tuple[FieldValues, ...] = (),
         tag_ids: tuple[int, ...] = (),
     ) -> Company:
-        now = self._now()
-        with self._lock:
-            company = Company(
-                next(self._ids),
+        def build(company_id: int, now: int) -> Company:
+            return Company(
+                company_id,
                 name,
                 now,
                 now,
@@ -836,10 +882,49 @@ class SandboxStore:
                 custom_fields=custom_fields,
                 tag_ids=tag_ids,
             )
-            self._account.companies[company.id] = company
-            self._event("company_added", "companies", company.id)
-        self._notify([("companies", "add", company)])
-        return company
+
+        return self._add("companies", build)
+
+    def _add(
+        self, entity_type: EntityType, build: Callable[[int, int], AddedRecord]
+    ) -> AddedRecord:
+        """Keep the record `build(new_id, now)` makes, with its "…_added" event and hook."""
+        now = self._now()
+        with self._lock:
+            record = build(next(self._ids), now)
+            self._records(entity_type)[record.id] = record
+            # Kommo's lead_added event says where the lead landed; the others carry nothing.
+            after = [_status_value(record)] if isinstance(record, Lead) else None
+            self._event(f"{EVENT_ENTITY[entity_type]}_added", entity_type, record.id, after=after)
+        self._notify([(entity_type, "add", record)])
+        return record
+
+    def _update(
+        self,
+        entity_type: Literal["leads", "contacts"],
+        record_id: int,
+        changes: dict[str, Any],
+        updated_by: int,
+        settle: Callable[
+            [UpdatedRecord, UpdatedRecord, dict[str, Any], int], tuple[UpdatedRecord, list[str]]
+        ],
+    ) -> UpdatedRecord:
+        """What every update of a lead or contact does; `settle(before, after, changes, now)`
+        applies the entity's own rules and returns the record to keep and its extra hooks."""
+        now = self._now()
+        with self._lock:
+            records = self._records(entity_type)
+            before: UpdatedRecord = records[record_id]
+            changed = replace(before, **changes, updated_at=now, updated_by=updated_by)
+            after, own_actions = settle(before, changed, changes, now)
+            records[record_id] = after
+            actions = ["update", *own_actions]
+            if after.responsible_user_id != before.responsible_user_id:
+                self._responsible_event(entity_type, before.responsible_user_id, after)
+                actions.append("responsible")
+            self._common_change_events(entity_type, before, after)
+        self._notify((entity_type, action, after) for action in actions)
+        return after
 
     def delete(self, entity_type: EntityType, entity_id: int) -> Record | None:
         """Remove a lead, contact or company (Kommo API v4 cannot; a person in Kommo can)."""
@@ -1031,6 +1116,103 @@ class SandboxStore:
             webhook = self._account.webhooks[webhook_id]
             self._account.webhooks[webhook_id] = replace(webhook, disabled=True)
 
+    # --- chats ------------------------------------------------------------------------------
+
+    def add_incoming_message(self, lead_id: int, text: str) -> Message:
+        """The lead's customer writes in the chat; KeyError if there is no such lead.
+
+        Hooks: the lead's talk ("talks", "add" on the first message, else "update"), the
+        message ("messages", "add"), and, while a Salesbot widget is set, the bot's call to it
+        ("salesbot", "widget_request", the `SalesbotRun`).
+        """
+        with self._lock:
+            talk, talk_action = self._touch_talk(lead_id)
+            message = self._add_message(
+                talk, "incoming", text, talk.customer_id, talk.customer_name
+            )
+            changes: list[tuple[str, str, object]] = [
+                ("talks", talk_action, talk),
+                ("messages", "add", message),
+            ]
+            if self.salesbot_widget_url is not None:
+                run = SalesbotRun(
+                    SALESBOT_ID, next(self._ids), self.salesbot_widget_url, message, self._now()
+                )
+                self._account.salesbot_runs.append(run)
+                changes.append(("salesbot", "widget_request", run))
+        self._notify(changes)
+        return message
+
+    def add_outgoing_message(
+        self, lead_id: int, text: str, user_id: int = MANAGER_USER_ID
+    ) -> Message:
+        """A manager writes to the lead's customer; KeyError if there is no such lead or user.
+
+        Hooks: the lead's talk, as for an incoming message, and the message.
+        """
+        user = self.user(user_id)
+        if user is None:
+            raise KeyError(user_id)
+        with self._lock:
+            talk, talk_action = self._touch_talk(lead_id)
+            message = self._add_message(talk, "outgoing", text, str(user.id), user.name)
+        self._notify([("talks", talk_action, talk), ("messages", "add", message)])
+        return message
+
+    def _touch_talk(self, lead_id: int) -> tuple[Talk, str]:
+        """The lead's talk, opened ("add") by its first message, else updated ("update")."""
+        lead = self._account.leads[lead_id]
+        now = self._now()
+        talk = self._account.talks.get(lead_id)
+        if talk is not None:
+            talk = replace(talk, updated_at=now)
+            self._account.talks[lead_id] = talk
+            return talk, "update"
+        contact = self.get_contact(lead.contact_ids[0]) if lead.contact_ids else None
+        talk = Talk(
+            next(self._ids),
+            chat_id=str(uuid.uuid4()),
+            lead_id=lead_id,
+            contact_id=contact.id if contact else None,
+            customer_id=str(uuid.uuid4()),
+            customer_name=contact.name if contact else lead.name,
+            created_at=now,
+            updated_at=now,
+        )
+        self._account.talks[lead_id] = talk
+        return talk, "add"
+
+    def _add_message(
+        self,
+        talk: Talk,
+        direction: Literal["incoming", "outgoing"],
+        text: str,
+        author_id: str,
+        author_name: str,
+    ) -> Message:
+        message = Message(
+            str(uuid.uuid4()),
+            talk.id,
+            talk.chat_id,
+            talk.lead_id,
+            talk.contact_id,
+            direction,
+            text,
+            author_id,
+            author_name,
+            self._now(),
+        )
+        self._account.messages.append(message)
+        self._event(
+            f"{direction}_chat_message",
+            "leads",
+            talk.lead_id,
+            after=[{"message": {"id": message.id, "origin": CHAT_ORIGIN}}],
+            # Kommo credits a customer's message to no user (0), a manager's to the manager.
+            created_by=0 if direction == "incoming" else int(author_id),
+        )
+        return message
+
     # --- the event feed ----------------------------------------------------------------------
 
     def _event(
@@ -1072,6 +1254,14 @@ class SandboxStore:
     def _common_change_events(
         self, entity_type: EntityType, before: Lead | Contact, after: Lead | Contact
     ) -> None:
+        if isinstance(before, Lead) and isinstance(after, Lead) and after.price != before.price:
+            self._event(
+                "sale_field_changed",
+                entity_type,
+                after.id,
+                before=[{"sale_field_value": {"sale": before.price}}],
+                after=[{"sale_field_value": {"sale": after.price}}],
+            )
         if after.name != before.name:
             self._event(
                 "name_field_changed",
@@ -1120,6 +1310,15 @@ class SandboxStore:
             after=[{"note": {"id": note.id}}],
             created_by=note.created_by,
         )
+
+
+def _settle_contact(
+    before: Contact, after: Contact, changes: dict[str, Any], now: int
+) -> tuple[Contact, list[str]]:
+    """A contact renamed by its first or last name alone is shown by the new names."""
+    if {"first_name", "last_name"} & changes.keys() and "name" not in changes:
+        after = replace(after, name=f"{after.first_name} {after.last_name}".strip() or after.name)
+    return after, []
 
 
 def _status_value(lead: Lead) -> dict[str, Any]:

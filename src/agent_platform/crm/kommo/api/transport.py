@@ -10,18 +10,22 @@
 - Lists are read page by page following `_links.next` (`limit` at most 250); a 204 ends them.
 - Writes go in batches of at most 50 items; a batch answered 504 is split in halves and each
   half sent again, down to single items, before the 504 is raised.
+- A 429, and a 5xx to a request that is safe to repeat, is repeated in place after a wait
+  (`Retry-After`, backoff, jitter), within the bounds of the `RetryPolicy` (see retries.py);
+  each wait is timed in `kommo_retry_wait_seconds`.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import httpx
 
+from agent_platform.crm.kommo.api.retries import DEFAULT_RETRY_POLICY, RetryBudget, RetryPolicy
 from agent_platform.crm.kommo.errors import (
     KommoAuthError,
     KommoBlocked,
@@ -33,7 +37,11 @@ from agent_platform.crm.kommo.errors import (
     KommoUnavailable,
     KommoValidationError,
 )
-from agent_platform.crm.kommo.metrics import endpoint_template, record_response
+from agent_platform.crm.kommo.metrics import (
+    endpoint_template,
+    record_response,
+    record_retry_wait,
+)
 
 MAX_PAGE_SIZE = 250  # Kommo's cap on `limit`
 MAX_BATCH_SIZE = 50  # Kommo's cap on the items of one write
@@ -56,11 +64,13 @@ class KommoTransport:
         http: httpx.AsyncClient,
         *,
         before_request: BeforeRequest | None = None,
+        retry: RetryPolicy = DEFAULT_RETRY_POLICY,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self._headers = {"Authorization": f"Bearer {access_token}"}
         self._http = http
         self._before_request = before_request
+        self._retry = retry
 
     def __repr__(self) -> str:
         return f"KommoTransport({self.base_url!r})"
@@ -73,7 +83,23 @@ class KommoTransport:
         params: QueryParams | None = None,
         json: object = None,
     ) -> httpx.Response:
-        """Send one request; a 2xx answer (204 included) is returned, anything else raised."""
+        """Send one request, repeated while Kommo refuses it for now (see retries.py); a 2xx
+        answer (204 included) is returned, anything else raised."""
+        budget = RetryBudget(self._retry, method)
+        while True:
+            try:
+                return await self._send(method, path, params=params, json=json)
+            except KommoError as error:
+                wait = budget.wait_before_repeat(error)
+                if wait is None:
+                    raise
+            record_retry_wait(wait.reason, wait.seconds)
+            await self._retry.sleep(wait.seconds)
+
+    async def _send(
+        self, method: str, path: str, *, params: QueryParams | None, json: object
+    ) -> httpx.Response:
+        """One HTTP request, in its own rate-limiter turn, counted and timed."""
         endpoint = endpoint_template(path)
         after = await self._before_request() if self._before_request is not None else None
         started = time.perf_counter()
@@ -250,7 +276,7 @@ def error_from(response: httpx.Response) -> KommoError:
         case 404:
             return KommoNotFound(status, detail)
         case 429:
-            return KommoRateLimited(status, detail, retry_after=_retry_after(response))
+            return KommoRateLimited(status, detail, retry_after=_retry_after(response, problem))
         case 504:
             return KommoGatewayTimeout(status, detail)
         case _ if status >= 500:
@@ -268,13 +294,15 @@ def _problem_body(response: httpx.Response) -> dict[str, Any]:
     return body if isinstance(body, dict) else {}
 
 
-def _retry_after(response: httpx.Response) -> float | None:
-    # Only the delta-seconds form is read; an HTTP-date or garbage counts as "not said",
-    # and the caller falls back to its own backoff.
-    try:
-        return max(0.0, float(response.headers["Retry-After"]))
-    except (KeyError, ValueError):
-        return None
+def _retry_after(response: httpx.Response, problem: dict[str, Any]) -> float | None:
+    """Seconds Kommo asked us to stay away: the `Retry-After` header, else `retry_after` in
+    the body. Only numbers of seconds are read; an HTTP-date or garbage counts as "not said",
+    and the caller falls back to its own backoff."""
+    stated: tuple[Any, ...] = (response.headers.get("Retry-After"), problem.get("retry_after"))
+    for said in stated:
+        with suppress(TypeError, ValueError):
+            return max(0.0, float(said))
+    return None
 
 
 def bracketed(prefix: str, value: Any) -> list[tuple[str, str | int]]:

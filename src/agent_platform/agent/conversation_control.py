@@ -1,0 +1,100 @@
+"""`/api/v1/conversations/{id}/pause` and `/resume`: a person silences the agent in one
+conversation, or lets it answer again (ending a handoff, a manager's takeover or a stop).
+
+A pause is a handoff made by a person: it lasts as the agent's handoff settings say
+(`handoff.pause_minutes`, or until resumed), and the reply gate treats it as one.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+
+from fastapi import APIRouter, Request
+from pydantic import BaseModel
+
+from agent_platform.activity.repository import record_activity
+from agent_platform.conversation import repository as conversations
+from agent_platform.conversation.models import Conversation
+from agent_platform.db.session import transaction
+from agent_platform.kit.errors import NotFoundError
+from agent_platform.organization.auth import CurrentPrincipal, Principal
+from agent_platform.services import Services
+
+router = APIRouter(prefix="/api/v1/conversations", tags=["conversations"])
+
+PAUSED_BY_API = "paused through the API"
+
+
+class ConversationControlOut(BaseModel):
+    id: uuid.UUID
+    handed_off_at: datetime | None
+    handoff_reason: str | None
+    last_manager_message_at: datetime | None
+    stopped_at: datetime | None
+    stop_reason: str | None
+
+    @classmethod
+    def of(cls, conversation: Conversation) -> ConversationControlOut:
+        return cls.model_validate(conversation, from_attributes=True)
+
+
+@router.post("/{conversation_id}/pause", summary="Silence the agent in this conversation")
+async def pause(
+    request: Request, principal: CurrentPrincipal, conversation_id: uuid.UUID
+) -> ConversationControlOut:
+    now = datetime.now(UTC)
+    return await _change(
+        request,
+        principal,
+        conversation_id,
+        "conversation.paused",
+        handed_off_at=now,
+        handoff_reason=PAUSED_BY_API,
+    )
+
+
+@router.post("/{conversation_id}/resume", summary="Let the agent answer in this conversation")
+async def resume(
+    request: Request, principal: CurrentPrincipal, conversation_id: uuid.UUID
+) -> ConversationControlOut:
+    return await _change(
+        request,
+        principal,
+        conversation_id,
+        "conversation.resumed",
+        handed_off_at=None,
+        handoff_reason=None,
+        agent_paused_until=None,
+        last_manager_message_at=None,
+        stopped_at=None,
+        stop_reason=None,
+    )
+
+
+async def _change(
+    request: Request,
+    principal: Principal,
+    conversation_id: uuid.UUID,
+    action: str,
+    **state: object,
+) -> ConversationControlOut:
+    services: Services = request.app.state.services
+    async with transaction(services.sessions) as session:
+        conversation = await conversations.conversation_of(
+            session, principal.organization_id, conversation_id
+        )
+        if conversation is None:
+            raise NotFoundError("Your organization has no conversation with this id.")
+        await conversations.set_conversation_state(session, conversation.id, **state)
+        await record_activity(
+            session,
+            organization_id=principal.organization_id,
+            actor_type="api_key",
+            actor_id=str(principal.api_key_id),
+            action=action,
+            entity_type="conversation",
+            entity_id=str(conversation.id),
+        )
+        await session.refresh(conversation)
+        return ConversationControlOut.of(conversation)

@@ -1,0 +1,155 @@
+"""Handing a conversation over to a person, as the agent's handoff settings say.
+
+All of it is written in the reply job's deciding transaction, so it happens once or not at
+all: the conversation paused, the manager's task stored with its delivery and push job
+(crm.records), the job that makes the manager responsible for the lead, the activity entry.
+Kommo is called by those jobs, after the commit (the responsible user's job is this module's).
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timedelta
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from agent_platform.activity.repository import record_activity
+from agent_platform.agent.reply_context import ReplyContext
+from agent_platform.agent.runtime.decisions import HandOff
+from agent_platform.agent.runtime.handoff import HandoffRules, handoff_pause_end
+from agent_platform.conversation import repository as conversations
+from agent_platform.crm import repository as crm
+from agent_platform.crm.kommo.models import LeadUpdate, TaskInput
+from agent_platform.crm.kommo.session import call_kommo
+from agent_platform.crm.models import (
+    CrmDelivery,
+    CrmTask,
+    DeliveryStatus,
+    InboxStatus,
+    TaskSource,
+)
+from agent_platform.crm.records import repository as records
+from agent_platform.crm.records.task_sync import task_delivery_key
+from agent_platform.crm.records.tasks import push_crm_task
+from agent_platform.queue.registry import JobDefinition, defer_in_transaction, platform_job
+from agent_platform.services import Services
+
+# The manager's task is due soon: a customer asked for a person and is waiting.
+HANDOFF_TASK_DUE_IN = timedelta(hours=1)
+
+
+def handoff_reason(decision: HandOff) -> str:
+    return (
+        decision.reason.value
+        if decision.matched is None
+        else (f"{decision.reason.value}: {decision.matched}")
+    )
+
+
+async def hand_over(
+    session: AsyncSession,
+    services: Services,
+    context: ReplyContext,
+    decision: HandOff,
+    rules: HandoffRules,
+    now: datetime,
+) -> None:
+    reason = handoff_reason(decision)
+    await conversations.set_conversation_state(
+        session,
+        context.conversation_id,
+        handed_off_at=now,
+        handoff_reason=reason,
+        agent_paused_until=handoff_pause_end(rules, now),
+    )
+    lead_id = context.message.entity_id
+    await _add_manager_task(session, services, context, rules, now)
+    if rules.responsible_user_id is not None:
+        await _defer(
+            session,
+            services,
+            assign_lead_responsible,
+            connection_id=str(context.connection_id),
+            lead_id=str(lead_id),
+            user_id=str(rules.responsible_user_id),
+        )
+    await crm.finish_inbox_event(session, context.inbox_event_id, InboxStatus.HANDLED, reason)
+    await record_activity(
+        session,
+        organization_id=context.organization_id,
+        actor_type="agent",
+        actor_id=str(context.agent.id),
+        action="conversation.handed_off",
+        entity_type=context.message.entity_type,
+        entity_id=str(lead_id),
+        details={
+            "conversation_id": str(context.conversation_id),
+            "reason": reason,
+            "responsible_user_id": rules.responsible_user_id,
+        },
+    )
+
+
+@platform_job("assign_lead_responsible")
+async def assign_lead_responsible(
+    services: Services, *, connection_id: str, lead_id: str, user_id: str
+) -> None:
+    """Make the user responsible for the lead; a retry setting it again changes nothing."""
+    change = LeadUpdate(id=int(lead_id), responsible_user_id=int(user_id))
+    await call_kommo(
+        services, uuid.UUID(connection_id), lambda kommo: kommo.leads.update_one(change)
+    )
+
+
+async def _add_manager_task(
+    session: AsyncSession,
+    services: Services,
+    context: ReplyContext,
+    rules: HandoffRules,
+    now: datetime,
+) -> None:
+    due = (now + HANDOFF_TASK_DUE_IN).replace(microsecond=0)
+    entity_type, entity_id = context.message.entity_type, context.message.entity_id
+    planned = TaskInput(
+        text=rules.task_text,
+        complete_till=int(due.timestamp()),
+        entity_type=entity_type,
+        entity_id=entity_id,
+        responsible_user_id=rules.responsible_user_id,
+    )
+    task = await records.add_task(
+        session,
+        CrmTask(
+            organization_id=context.organization_id,
+            connection_id=context.connection_id,
+            source=TaskSource.PLATFORM.value,
+            entity_type=entity_type,
+            entity_id=entity_id,
+            text=rules.task_text,
+            task_type_id=planned.task_type_id,
+            responsible_user_id=rules.responsible_user_id,
+            complete_till=due,
+        ),
+    )
+    await crm.add_delivery(
+        session,
+        CrmDelivery(
+            organization_id=context.organization_id,
+            connection_id=context.connection_id,
+            idempotency_key=task_delivery_key(task.id),
+            kind="task",
+            entity_type=entity_type,
+            entity_id=entity_id,
+            payload=planned.to_kommo(),
+            status=DeliveryStatus.PENDING.value,
+        ),
+    )
+    await _defer(session, services, push_crm_task, task_id=str(task.id))
+
+
+async def _defer(
+    session: AsyncSession, services: Services, job: JobDefinition, **arguments: str
+) -> None:
+    await defer_in_transaction(
+        session, services.queue, job, services.settings.job_queue_name, **arguments
+    )
