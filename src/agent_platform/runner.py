@@ -106,6 +106,7 @@ async def _run_parts(
             _announce(
                 f"Kommo sandbox: {kommo_url}   demo credentials: {settings.data_dir}/demo.json"
             )
+            _announce(f"Play a lead: {kommo_url}/sandbox/")
             _announce(f"Demo login: {demo.admin_email} / {demo.admin_password}")
         if parts.worker:
             tasks.append(asyncio.create_task(run_worker(services), name="worker"))

@@ -32,7 +32,7 @@ class Services:
     http: httpx.AsyncClient
     secrets: SecretBox
     redis: Redis | None
-    # None without an LLM API key: agents then answer offline.
+    # None without an LLM API key: agents then answer from the knowledge base or hand over.
     llm: LlmGateway | None
     # Shared by every process through Redis when REDIS_URL is set (kit.rate_limit).
     kommo_rate_limiter: RateLimiter

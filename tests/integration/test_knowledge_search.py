@@ -11,7 +11,7 @@ import pytest
 from agent_platform.db.session import transaction
 from agent_platform.knowledge import service
 from agent_platform.knowledge.results import KnowledgeAnswer
-from agent_platform.knowledge.retrieval import answer_context
+from agent_platform.knowledge.retrieval import DEFAULT_FAQ_THRESHOLD, answer_context
 from agent_platform.services import Services
 from tests.support.knowledge import Tenant, add_text, create_tenant
 
@@ -35,11 +35,11 @@ async def texts_found(
 
 
 async def answer(
-    services: Services, tenant: Tenant, question: str, **options: float
+    services: Services, tenant: Tenant, question: str, faq_threshold: float = DEFAULT_FAQ_THRESHOLD
 ) -> KnowledgeAnswer:
     async with transaction(services.sessions) as session:
         return await answer_context(
-            session, tenant.organization_id, tenant.agent_id, question, **options
+            session, tenant.organization_id, tenant.agent_id, question, faq_threshold=faq_threshold
         )
 
 

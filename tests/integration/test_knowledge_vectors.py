@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import AsyncIterator, Iterator
-from typing import Any
 
 import psycopg
 import pytest
@@ -218,6 +217,5 @@ async def test_without_pgvector_search_is_full_text_and_says_so_once(
     for result in results:
         assert [passage.text for passage in result.passages] == [DELIVERY]
         assert (result.vector_search.enabled, result.vector_search.reason) == (False, NO_PGVECTOR)
-    said: list[dict[str, Any]] = [log for log in logs if log["event"] == "vector_search_off"]
-    assert len(said) == 1
+    assert [log["event"] for log in logs].count("vector_search_off") == 1
     assert embeddings[1].texts_embedded == 0

@@ -69,16 +69,18 @@ async def test_repeated_webhook_is_acknowledged_without_a_second_job(
     assert counts(settings.database_url) == (1, 1)
 
 
-async def test_manager_messages_are_stored_but_not_answered(
+async def test_a_manager_message_gets_the_job_that_records_it_not_a_reply(
     api_url: str, connected: ConnectedAgent, settings: Settings
 ) -> None:
     form = message_form("msg-out", "We will call you", lead_id=DEMO_LEAD_ID, direction="outgoing")
     async with httpx.AsyncClient(base_url=api_url) as client:
         response = await client.post(f"/webhooks/kommo/{connected.webhook_token}", data=form)
-    assert response.json()["ignored"] == 1
+    assert response.json()["accepted"] == 1
     assert settings.database_url
-    assert counts(settings.database_url) == (1, 0)
-    assert inbox(settings.database_url) == [("message:msg-out", "ignored", "messages", "add")]
+    assert inbox(settings.database_url) == [("message:msg-out", "pending", "messages", "add")]
+    with psycopg.connect(libpq_url(settings.database_url)) as connection:
+        jobs = connection.execute("SELECT task_name FROM procrastinate_jobs").fetchall()
+    assert jobs == [("record_manager_message",)]
 
 
 @pytest.mark.parametrize(
@@ -194,7 +196,7 @@ EVERY_FAMILY = {
 }
 
 
-async def test_every_family_is_stored_in_one_go_and_only_the_customers_message_and_the_task_get_a_job(
+async def test_every_family_is_stored_at_once_and_only_the_customer_message_and_task_get_jobs(
     api_url: str, connected: ConnectedAgent, settings: Settings
 ) -> None:
     assert settings.database_url

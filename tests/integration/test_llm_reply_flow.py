@@ -1,5 +1,6 @@
 """The reply flow calls the model through the gateway: its call is recorded and paid for by the
-organization's budget, and a spent budget still answers the customer (offline)."""
+organization's budget, and a spent budget does not leave the customer in silence: with nothing
+sure to answer from, a person takes over."""
 
 from __future__ import annotations
 
@@ -10,12 +11,11 @@ from typing import Any
 import httpx
 from sqlalchemy import select
 
-from agent_platform.agent.runtime.prompt import OFFLINE_LABEL
 from agent_platform.agent.service import answer_inbox_event
 from agent_platform.conversation.models import Conversation, Message
 from agent_platform.crm.kommo.service import accept_webhook
 from agent_platform.crm.kommo.webhooks import read_webhook
-from agent_platform.crm.models import InboxEvent
+from agent_platform.crm.models import CrmTask, InboxEvent
 from agent_platform.crm.sandbox.store import DEMO_LEAD_ID
 from agent_platform.db.session import transaction
 from agent_platform.llm import service as llm_service
@@ -75,7 +75,7 @@ async def test_the_reply_call_is_recorded_for_the_agent_and_its_conversation(
     assert (reply.tokens_in, reply.tokens_out) == (call.tokens_in, call.tokens_out)
 
 
-async def test_a_spent_budget_answers_offline_without_asking_the_model(
+async def test_a_spent_budget_hands_over_without_asking_the_model(
     services: Services, connected: ConnectedAgent, sandbox: tuple[str, str], fake_llm_url: str
 ) -> None:
     await llm_service.set_budget(
@@ -88,9 +88,15 @@ async def test_a_spent_budget_answers_offline_without_asking_the_model(
 
     await answer_inbox_event(services, event_id)
 
-    [note] = await sandbox_notes(sandbox[0])
-    assert note["params"]["text"].startswith(OFFLINE_LABEL)
+    assert await sandbox_notes(sandbox[0]) == []
     assert await chat_requests(fake_llm_url) == []
     async with transaction(services.sessions) as session:
         call = (await session.scalars(select(LlmCall))).one()
+        conversation = (await session.scalars(select(Conversation))).one()
+        event = await session.get(InboxEvent, event_id)
+        tasks = (await session.scalars(select(CrmTask))).all()
     assert (call.status, call.agent_id) == ("budget_blocked", connected.agent_id)
+    assert conversation.handed_off_at is not None
+    assert event is not None
+    assert event.status == "handled"
+    assert [task.entity_id for task in tasks] == [DEMO_LEAD_ID]  # a manager is asked to answer

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from agent_platform.agent.runtime.prompt import OFFLINE_LABEL, Turn, build_messages, offline_reply
+from agent_platform.agent.runtime.prompt import Turn, build_messages
 from agent_platform.kit.crypto import DecryptionError, SecretBox
 
 OLD, NEW = "o" * 40, "n" * 40
@@ -39,9 +39,3 @@ def test_lead_data_is_given_as_data_not_as_instructions() -> None:
     block = messages[1]["content"].split("\n<data>\n", 1)[1].removesuffix("\n</data>")
     assert json.loads(block) == {"lead": hostile}
     assert [m["role"] for m in messages[2:]] == ["user", "assistant", "assistant"]
-
-
-def test_offline_reply_is_labelled_and_quotes_the_customer() -> None:
-    reply = offline_reply("How much\nis it?")
-    assert reply.startswith(OFFLINE_LABEL)
-    assert "How much is it?" in reply

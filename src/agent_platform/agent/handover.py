@@ -19,19 +19,13 @@ from agent_platform.agent.runtime.decisions import HandOff
 from agent_platform.agent.runtime.handoff import HandoffRules, handoff_pause_end
 from agent_platform.conversation import repository as conversations
 from agent_platform.crm import repository as crm
-from agent_platform.crm.kommo.models import LeadUpdate, TaskInput
+from agent_platform.crm.kommo.models import LeadUpdate
 from agent_platform.crm.kommo.session import call_kommo
 from agent_platform.crm.models import (
-    CrmDelivery,
-    CrmTask,
-    DeliveryStatus,
     InboxStatus,
-    TaskSource,
 )
-from agent_platform.crm.records import repository as records
-from agent_platform.crm.records.task_sync import task_delivery_key
-from agent_platform.crm.records.tasks import push_crm_task
-from agent_platform.queue.registry import JobDefinition, defer_in_transaction, platform_job
+from agent_platform.crm.records.service import PlannedTask, store_task
+from agent_platform.queue.registry import defer_in_transaction, platform_job
 from agent_platform.services import Services
 
 # The manager's task is due soon: a customer asked for a person and is waiting.
@@ -50,11 +44,12 @@ async def hand_over(
     session: AsyncSession,
     services: Services,
     context: ReplyContext,
-    decision: HandOff,
+    reason: str,
     rules: HandoffRules,
     now: datetime,
 ) -> None:
-    reason = handoff_reason(decision)
+    """Give the conversation to a person, as the agent's handoff settings say, for `reason`
+    (a rule's, see handoff_reason, or the turn's: the model asked, nothing to answer with)."""
     await conversations.set_conversation_state(
         session,
         context.conversation_id,
@@ -65,15 +60,17 @@ async def hand_over(
     lead_id = context.message.entity_id
     await _add_manager_task(session, services, context, rules, now)
     if rules.responsible_user_id is not None:
-        await _defer(
+        await defer_in_transaction(
             session,
-            services,
+            services.queue,
             assign_lead_responsible,
+            services.settings.job_queue_name,
             connection_id=str(context.connection_id),
             lead_id=str(lead_id),
             user_id=str(rules.responsible_user_id),
         )
-    await crm.finish_inbox_event(session, context.inbox_event_id, InboxStatus.HANDLED, reason)
+    for event_id in context.covered_event_ids:
+        await crm.finish_inbox_event(session, event_id, InboxStatus.HANDLED, reason)
     await record_activity(
         session,
         organization_id=context.organization_id,
@@ -108,48 +105,16 @@ async def _add_manager_task(
     rules: HandoffRules,
     now: datetime,
 ) -> None:
-    due = (now + HANDOFF_TASK_DUE_IN).replace(microsecond=0)
-    entity_type, entity_id = context.message.entity_type, context.message.entity_id
-    planned = TaskInput(
-        text=rules.task_text,
-        complete_till=int(due.timestamp()),
-        entity_type=entity_type,
-        entity_id=entity_id,
-        responsible_user_id=rules.responsible_user_id,
-    )
-    task = await records.add_task(
+    await store_task(
         session,
-        CrmTask(
+        services,
+        PlannedTask(
             organization_id=context.organization_id,
             connection_id=context.connection_id,
-            source=TaskSource.PLATFORM.value,
-            entity_type=entity_type,
-            entity_id=entity_id,
+            entity_type=context.message.entity_type,
+            entity_id=context.message.entity_id,
             text=rules.task_text,
-            task_type_id=planned.task_type_id,
+            complete_till=(now + HANDOFF_TASK_DUE_IN).replace(microsecond=0),
             responsible_user_id=rules.responsible_user_id,
-            complete_till=due,
         ),
-    )
-    await crm.add_delivery(
-        session,
-        CrmDelivery(
-            organization_id=context.organization_id,
-            connection_id=context.connection_id,
-            idempotency_key=task_delivery_key(task.id),
-            kind="task",
-            entity_type=entity_type,
-            entity_id=entity_id,
-            payload=planned.to_kommo(),
-            status=DeliveryStatus.PENDING.value,
-        ),
-    )
-    await _defer(session, services, push_crm_task, task_id=str(task.id))
-
-
-async def _defer(
-    session: AsyncSession, services: Services, job: JobDefinition, **arguments: str
-) -> None:
-    await defer_in_transaction(
-        session, services.queue, job, services.settings.job_queue_name, **arguments
     )

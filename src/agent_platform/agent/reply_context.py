@@ -6,7 +6,6 @@ import uuid
 from dataclasses import dataclass
 
 from agent_platform.agent.published import PublishedAgent
-from agent_platform.agent.runtime.prompt import Turn
 from agent_platform.crm.kommo.delivery import ReplyConnection, ReplyRoute
 from agent_platform.crm.kommo.webhooks import IncomingMessage
 
@@ -21,7 +20,6 @@ class ReplyContext:
     inbox_event_id: uuid.UUID
     message: IncomingMessage
     agent: PublishedAgent
-    history: list[Turn]
     covered_event_ids: tuple[uuid.UUID, ...]
     """The pending customer messages one reply to this event answers: this one and those
     before it (a debounced burst)."""

@@ -1,18 +1,13 @@
-"""Deciding a reply again later: the reply job deferred to a set time, in the open transaction.
-
-`queue.registry.defer_in_transaction` defers for now only; a debounce or the next opening
-needs Procrastinate's `schedule_at`, with the same transaction and request id.
-"""
+"""Deciding a reply again later: the reply job deferred to a set time, in the open transaction."""
 
 from __future__ import annotations
 
 import uuid
 from datetime import datetime
 
-import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from agent_platform.db.session import raw_psycopg_connection
+from agent_platform.queue.registry import JOBS, defer_in_transaction
 from agent_platform.services import Services
 
 ANSWER_JOB = "answer_incoming_message"
@@ -24,14 +19,11 @@ async def answer_again_at(
     session: AsyncSession, services: Services, inbox_event_id: uuid.UUID, at: datetime
 ) -> None:
     """The event's reply job, due at `at`; it exists only if `session`'s transaction commits."""
-    arguments = {"inbox_event_id": str(inbox_event_id)}
-    request_id = structlog.contextvars.get_contextvars().get("request_id")
-    if request_id:
-        arguments["request_id"] = request_id
-    deferrer = services.queue.configure_task(
-        name=ANSWER_JOB,
-        queue=services.settings.job_queue_name,
-        connection=await raw_psycopg_connection(session),
+    await defer_in_transaction(
+        session,
+        services.queue,
+        JOBS[ANSWER_JOB],
+        services.settings.job_queue_name,
         schedule_at=at,
+        inbox_event_id=str(inbox_event_id),
     )
-    await deferrer.defer_async(**arguments)

@@ -25,7 +25,7 @@ import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from agent_platform.activity.repository import record_activity
-from agent_platform.agent.handover import hand_over
+from agent_platform.agent.handover import hand_over, handoff_reason
 from agent_platform.agent.manager_messages import OWN_MSGID_PREFIX
 from agent_platform.agent.models import AgentStatus
 from agent_platform.agent.published import published_agent
@@ -46,8 +46,8 @@ from agent_platform.agent.runtime.decisions import (
     WaitUntil,
 )
 from agent_platform.agent.runtime.from_settings import reply_rules
-from agent_platform.agent.runtime.prompt import Turn, build_messages, offline_reply
 from agent_platform.agent.runtime.reply_gate import CustomerMessage, decide_reply
+from agent_platform.agent.turn import TurnRequest, TurnUsage, generate
 from agent_platform.conversation import repository as conversations
 from agent_platform.conversation.models import Conversation, Message
 from agent_platform.crm import repository as crm
@@ -58,6 +58,7 @@ from agent_platform.crm.kommo.delivery import (
     reply_sender,
     route_reply,
 )
+from agent_platform.crm.kommo.port import KommoPort
 from agent_platform.crm.kommo.session import call_kommo_with
 from agent_platform.crm.kommo.tokens import KommoAccess
 from agent_platform.crm.kommo.webhooks import IncomingMessage
@@ -69,8 +70,6 @@ from agent_platform.crm.models import (
     InboxStatus,
 )
 from agent_platform.db.session import transaction
-from agent_platform.llm.errors import BudgetExceededError
-from agent_platform.llm.types import CallOwner, ChatRequest, ChatResult
 from agent_platform.services import Services
 
 log = structlog.get_logger("agent.reply")
@@ -89,6 +88,8 @@ async def answer_inbox_event(services: Services, inbox_event_id: uuid.UUID) -> N
     context, delivery = to_send
     if delivery is None:
         delivery = await _generate_and_store_reply(services, context)
+        if delivery is None:
+            return
     sent: SentReply | None = None
     if delivery.status != DeliveryStatus.SENT.value:
         sent = await _send(services, context, delivery)
@@ -167,10 +168,6 @@ async def _decide(
             inbox_event_id=event.id,
             message=message,
             agent=agent,
-            history=[
-                Turn(role=m.role, content=m.content)  # type: ignore[arg-type]
-                for m in await conversations.recent_messages(session, conversation.id)
-            ],
             covered_event_ids=tuple(e.id for e in covered_by_reply_to(event, pending)),
         )
         stored = await crm.delivery_by_key(session, reply_key(event.id))
@@ -213,7 +210,9 @@ async def _act(
         case StaySilent():
             await _stay_silent(session, context, decision, now)
         case HandOff():
-            await hand_over(session, services, context, decision, rules.handoff, now)
+            await hand_over(
+                session, services, context, handoff_reason(decision), rules.handoff, now
+            )
     return None
 
 
@@ -248,21 +247,46 @@ async def _stay_silent(
     )
 
 
-async def _generate_and_store_reply(services: Services, context: ReplyContext) -> CrmDelivery:
+async def _generate_and_store_reply(
+    services: Services, context: ReplyContext
+) -> CrmDelivery | None:
+    """Step 2: the agent's turn (agent.turn); its reply stored with its delivery, or, when the
+    turn hands over (the model asked, or nothing sure to answer with), the handoff: None."""
     try:
-        reply = await _model_reply(services, context)
+        result = await generate(services, _turn_request(services, context))
     except Exception:
         # Counted so that the handoff rule on repeated errors sees it at the next attempt.
         async with transaction(services.sessions) as session:
             await conversations.count_reply_error(session, context.conversation_id)
         raise
-    message = _assistant_message(context, reply)
     async with transaction(services.sessions) as session:
         await conversations.set_conversation_state(
             session, context.conversation_id, consecutive_errors=0
         )
+        if result.text is None:
+            reason = result.handoff_reason or "the agent asked for a person"
+            now = datetime.now(UTC)
+            await hand_over(
+                session, services, context, reason, reply_rules(context.agent).handoff, now
+            )
+            return None
+        message = _assistant_message(context, result.text, result.usage)
         await conversations.add_message(session, message)
         return await _add_delivery(session, context, message.content)
+
+
+def _turn_request(services: Services, context: ReplyContext) -> TurnRequest:
+    lead_id = context.message.entity_id if context.message.entity_type == "leads" else None
+    return TurnRequest(
+        organization_id=context.organization_id,
+        conversation_id=context.conversation_id,
+        agent_id=context.agent.id,
+        agent=context.agent,
+        version_id=context.agent.published_version_id,
+        question=context.message.text,
+        crm=KommoPort(services, context.organization_id, context.connection_id),
+        lead_id=lead_id,
+    )
 
 
 async def _add_delivery(session: AsyncSession, context: ReplyContext, text: str) -> CrmDelivery:
@@ -282,30 +306,6 @@ async def _add_delivery(session: AsyncSession, context: ReplyContext, text: str)
     )
 
 
-async def _model_reply(services: Services, context: ReplyContext) -> ChatResult | None:
-    """The model's answer, or None when there is no model to ask or no budget left to pay it."""
-    if services.llm is None:
-        return None
-    agent = context.agent
-    request = ChatRequest(
-        owner=CallOwner(context.organization_id, agent.id, context.conversation_id),
-        model=agent.model,
-        fallback_models=(*agent.fallback_models, *services.settings.llm_fallback_models),
-        messages=build_messages(
-            agent.instructions,
-            {"entity_type": context.message.entity_type, "id": context.message.entity_id},
-            context.history,
-        ),
-        temperature=float(agent.temperature),
-        max_tokens=agent.max_tokens,
-    )
-    try:
-        return await services.llm.complete(request)
-    except BudgetExceededError:
-        # A spent budget must not leave the customer in silence: they get the offline reply.
-        return None
-
-
 def _agent_message(context: ReplyContext, text: str) -> Message:
     return Message(
         organization_id=context.organization_id,
@@ -316,15 +316,13 @@ def _agent_message(context: ReplyContext, text: str) -> Message:
     )
 
 
-def _assistant_message(context: ReplyContext, reply: ChatResult | None) -> Message:
-    message = _agent_message(context, offline_reply(context.message.text))
-    if reply is not None:
-        message.content = reply.text.strip()
-        message.model = reply.model
-        message.tokens_in = reply.usage.tokens_in
-        message.tokens_out = reply.usage.tokens_out
-        message.cost_usd = reply.usage.cost_usd
-        message.latency_ms = reply.latency_ms
+def _assistant_message(context: ReplyContext, text: str, usage: TurnUsage) -> Message:
+    message = _agent_message(context, text)
+    message.model = usage.model
+    message.tokens_in = usage.tokens_in
+    message.tokens_out = usage.tokens_out
+    message.cost_usd = usage.cost_usd
+    message.latency_ms = usage.latency_ms
     return message
 
 

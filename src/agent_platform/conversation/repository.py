@@ -60,18 +60,6 @@ async def add_message(session: AsyncSession, message: Message) -> Message:
     return message
 
 
-async def recent_messages(
-    session: AsyncSession, conversation_id: uuid.UUID, limit: int = 20
-) -> list[Message]:
-    result = await session.scalars(
-        select(Message)
-        .where(Message.conversation_id == conversation_id)
-        .order_by(Message.created_at.desc(), Message.id.desc())
-        .limit(limit)
-    )
-    return list(reversed(result.all()))
-
-
 async def conversation_of(
     session: AsyncSession, organization_id: uuid.UUID, conversation_id: uuid.UUID
 ) -> Conversation | None:

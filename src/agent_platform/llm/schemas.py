@@ -22,7 +22,10 @@ class BudgetIn(BaseModel):
         ge=0,
         max_digits=12,
         decimal_places=2,
-        description="null: no limit. 0 stops every call (the agent answers offline).",
+        description=(
+            "null: no limit. 0 stops every call (the agent answers from the knowledge base "
+            "or hands over)."
+        ),
     )
     warning_ratio: Decimal = Field(
         default=DEFAULT_WARNING_RATIO,

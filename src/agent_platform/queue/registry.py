@@ -6,6 +6,7 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import procrastinate
@@ -114,13 +115,19 @@ async def defer_in_transaction(
     queue: procrastinate.App,
     job: JobDefinition,
     queue_name: str,
+    *,
+    schedule_at: datetime | None = None,
     **arguments: Any,
 ) -> int:
-    """Defer `job` inside `session`'s open transaction: the job exists only if that commits."""
+    """Defer `job` inside `session`'s open transaction: the job exists only if that commits.
+
+    It is due now, or at `schedule_at` (a debounce, the next opening hour)."""
     connection = await raw_psycopg_connection(session)
     request_id = structlog.contextvars.get_contextvars().get("request_id")
     if request_id:
         arguments["request_id"] = request_id
-    deferrer = queue.configure_task(name=job.name, queue=queue_name, connection=connection)
+    deferrer = queue.configure_task(
+        name=job.name, queue=queue_name, connection=connection, schedule_at=schedule_at
+    )
     job_id: int = await deferrer.defer_async(**arguments)
     return job_id

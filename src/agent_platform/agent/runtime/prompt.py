@@ -17,7 +17,6 @@ from agent_platform.agent.runtime.handoff import HANDOFF_MARKER
 
 Role = Literal["user", "assistant", "manager", "system", "tool"]
 
-OFFLINE_LABEL = "[Offline reply: no language model is configured]"
 DATA_OPEN, DATA_CLOSE = "<data>", "</data>"
 
 _DATA_PREAMBLE = (
@@ -86,15 +85,6 @@ def build_messages(
         messages.append({"role": "system", "content": _data_block(data)})
     messages.extend(_history_message(turn) for turn in history)
     return messages
-
-
-def offline_reply(customer_text: str) -> str:
-    """What the agent says when no model is configured: honest, and labelled as such."""
-    quoted = customer_text.strip().replace("\n", " ")[:200]
-    return (
-        f"{OFFLINE_LABEL} Thank you for your message (“{quoted}”). "
-        "A manager will get back to you shortly."
-    )
 
 
 def _system_prompt(instructions: str, language: str, tone: str, may_hand_off: bool) -> str:

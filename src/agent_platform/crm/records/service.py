@@ -12,6 +12,9 @@ which are not the organization's.
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -54,47 +57,84 @@ class TaskNotCompletableError(ConflictError):
 
 async def create_task(services: Services, organization_id: uuid.UUID, task_in: TaskIn) -> CrmTask:
     entity_type, entity_id = task_in.entity
-    planned = TaskInput(
-        text=task_in.text,
-        complete_till=int(task_in.complete_till.timestamp()),
-        entity_type=entity_type,
-        entity_id=entity_id,
-        task_type_id=task_in.task_type_id,
-    )
-    if task_in.responsible_user_id is not None:
-        # Left out otherwise, not sent as null: Kommo then makes the connection's user
-        # responsible.
-        planned = planned.model_copy(update={"responsible_user_id": task_in.responsible_user_id})
     async with transaction(services.sessions) as session:
         connection = await _connection_for(session, organization_id, task_in.connection_id)
-        task = await repository.add_task(
+        return await store_task(
             session,
-            CrmTask(
+            services,
+            PlannedTask(
                 organization_id=organization_id,
                 connection_id=connection.id,
-                source=TaskSource.PLATFORM.value,
                 entity_type=entity_type,
                 entity_id=entity_id,
                 text=task_in.text,
+                complete_till=task_in.complete_till,
                 task_type_id=task_in.task_type_id,
                 responsible_user_id=task_in.responsible_user_id,
-                complete_till=task_in.complete_till,
             ),
         )
-        await crm.add_delivery(
-            session,
-            CrmDelivery(
-                organization_id=organization_id,
-                connection_id=connection.id,
-                idempotency_key=task_delivery_key(task.id),
-                kind="task",
-                entity_type=entity_type,
-                entity_id=entity_id,
-                payload=planned.to_kommo(),
-                status=DeliveryStatus.PENDING.value,
-            ),
+
+
+@dataclass(frozen=True)
+class PlannedTask:
+    organization_id: uuid.UUID
+    connection_id: uuid.UUID
+    entity_type: str
+    entity_id: int
+    text: str
+    complete_till: datetime
+    task_type_id: int | None = None
+    responsible_user_id: int | None = None
+
+
+async def store_task(session: AsyncSession, services: Services, plan: PlannedTask) -> CrmTask:
+    """The task, its delivery (the exact Kommo request) and the job that pushes it, in the
+    caller's open transaction: they exist together, or not at all."""
+    # What is not chosen is left out, not sent as null: Kommo then picks its default type
+    # (a follow-up) and makes the connection's user responsible.
+    chosen = {
+        name: value
+        for name, value in (
+            ("task_type_id", plan.task_type_id),
+            ("responsible_user_id", plan.responsible_user_id),
         )
-        await _defer(session, services, push_crm_task, task_id=str(task.id))
+        if value is not None
+    }
+    planned = TaskInput(
+        text=plan.text,
+        complete_till=int(plan.complete_till.timestamp()),
+        entity_type=plan.entity_type,
+        entity_id=plan.entity_id,
+        **chosen,
+    )
+    task = await repository.add_task(
+        session,
+        CrmTask(
+            organization_id=plan.organization_id,
+            connection_id=plan.connection_id,
+            source=TaskSource.PLATFORM.value,
+            entity_type=plan.entity_type,
+            entity_id=plan.entity_id,
+            text=plan.text,
+            task_type_id=planned.task_type_id,
+            responsible_user_id=plan.responsible_user_id,
+            complete_till=plan.complete_till,
+        ),
+    )
+    await crm.add_delivery(
+        session,
+        CrmDelivery(
+            organization_id=plan.organization_id,
+            connection_id=plan.connection_id,
+            idempotency_key=task_delivery_key(task.id),
+            kind="task",
+            entity_type=plan.entity_type,
+            entity_id=plan.entity_id,
+            payload=planned.to_kommo(),
+            status=DeliveryStatus.PENDING.value,
+        ),
+    )
+    await _defer(session, services, push_crm_task, task_id=str(task.id))
     return task
 
 
@@ -231,7 +271,7 @@ async def _connection_for(
 
 
 async def _defer(
-    session: AsyncSession, services: Services, job: JobDefinition, **arguments: str
+    session: AsyncSession, services: Services, job: JobDefinition, **arguments: Any
 ) -> None:
     await defer_in_transaction(
         session, services.queue, job, services.settings.job_queue_name, **arguments
