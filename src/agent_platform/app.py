@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from agent_platform import __version__
 from agent_platform.agent.conversation_control import router as conversation_control_router
 from agent_platform.agent.endpoints import router as agents_router
+from agent_platform.agent.eval_endpoints import router as agent_eval_router
 from agent_platform.config import Settings
 from agent_platform.conversation.chat_endpoints import router as chat_router
 from agent_platform.conversation.endpoints import router as conversations_router
@@ -49,6 +50,7 @@ def create_app(settings: Settings, database_url: str, services: Services | None 
     app.add_middleware(RequestContextMiddleware)
     app.include_router(ops_router)
     app.include_router(agents_router)
+    app.include_router(agent_eval_router)
     app.include_router(conversation_control_router)
     app.include_router(chat_router)
     app.include_router(conversations_router)

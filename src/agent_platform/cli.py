@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Coroutine
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -20,8 +22,10 @@ app = typer.Typer(
 )
 db_app = typer.Typer(help="Database schema migrations.", no_args_is_help=True)
 kommo_app = typer.Typer(help="Kommo tools.", no_args_is_help=True)
+agent_app = typer.Typer(help="AI agents.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(kommo_app, name="kommo")
+app.add_typer(agent_app, name="agent")
 
 Host = Annotated[str, typer.Option(help="Interface to listen on.")]
 Port = Annotated[int, typer.Option(help="Port of the web app and API.")]
@@ -188,6 +192,75 @@ def kommo_sandbox(
     access_token = token or secrets.token_urlsafe(24)
     typer.echo(f"Kommo sandbox at http://{host}:{port}  access token: {access_token}")
     uvicorn.run(create_sandbox_app(access_token), host=host, port=port, log_config=None)
+
+
+@agent_app.command("eval")
+def agent_eval(
+    agent_id: Annotated[uuid.UUID, typer.Argument(help="The agent's id.")],
+    dataset: Annotated[
+        Path, typer.Option(help="Cases as JSON Lines (see docs/agents.md).", dir_okay=False)
+    ],
+    version: Annotated[
+        int | None,
+        typer.Option(min=1, help="Any saved version, a draft too; default: the published one."),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """Run scripted conversations against an agent's version and check what it does.
+
+    Exit code 0 when every case passes, 1 when one fails, 2 when the input is wrong.
+    """
+    from rich.console import Console
+    from rich.progress import Progress
+
+    from agent_platform.agent.eval_console import print_report
+    from agent_platform.agent.eval_dataset import DatasetError, parse_dataset
+    from agent_platform.agent.evaluation import EvalReport, evaluate, organization_of_agent
+    from agent_platform.kit.errors import AppError
+    from agent_platform.runner import resolve_database
+    from agent_platform.services import open_services
+
+    settings = _settings("cli")
+    try:
+        cases = parse_dataset(dataset.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, DatasetError) as exc:
+        typer.echo(f"Dataset error: {dataset}: {exc}", err=True)
+        raise typer.Exit(2) from None
+    found: dict[str, EvalReport] = {}
+    # Progress goes to stderr, so stdout holds only the report (or the JSON).
+    progress = Progress(console=Console(stderr=True), disable=as_json, transient=True)
+
+    async def run() -> None:
+        url, embedded = resolve_database(settings)
+        try:
+            async with open_services(settings, url) as services:
+                organization_id = await organization_of_agent(services, agent_id)
+                task = progress.add_task("Evaluating", total=len(cases))
+                with progress:
+                    found["report"] = await evaluate(
+                        services,
+                        organization_id,
+                        agent_id,
+                        cases,
+                        version=version,
+                        on_case_done=lambda _: progress.advance(task),
+                    )
+        finally:
+            if embedded:
+                embedded.stop()
+
+    try:
+        _run(run())
+    except AppError as exc:
+        typer.echo(f"Cannot evaluate: {exc.message}", err=True)
+        raise typer.Exit(2) from None
+    report = found["report"]
+    if as_json:
+        typer.echo(report.model_dump_json())
+    else:
+        print_report(Console(), report)
+    if report.failed:
+        raise typer.Exit(1)
 
 
 def main() -> None:

@@ -26,6 +26,8 @@ from agent_platform.crm.kommo.webhook_subscription import webhook_destination
 from agent_platform.crm.models import CrmConnection
 from agent_platform.db.session import transaction
 from agent_platform.kit.failures import StartupRefusedError
+from agent_platform.knowledge.models import KnowledgeFaq
+from agent_platform.knowledge.repository import add_faq
 from agent_platform.organization.credentials import hash_password, new_api_key
 from agent_platform.organization.models import ApiKey, Membership, Organization, Role, User
 from agent_platform.services import Services
@@ -34,6 +36,24 @@ DEMO_SLUG = "demo"
 DEMO_INSTRUCTIONS = (
     "You are the friendly sales assistant of Demo Sales Team. Answer questions about our "
     "products, find out what the customer needs and offer to arrange a call with a manager."
+)
+
+# Curated answers: with no LLM key the demo agent still answers these (and hands the rest
+# over to a person), as a real team's would.
+DEMO_FAQS = (
+    (
+        "How much does it cost?",
+        "Our plans start at 100 USD a month for a team of five; a manager can prepare an "
+        "offer for your team.",
+    ),
+    (
+        "Do you ship to Europe?",
+        "Yes: we ship to every country of the European Union within 3 to 5 working days.",
+    ),
+    (
+        "Can I talk to a manager?",
+        "Of course: leave your phone number and a manager will call you back today.",
+    ),
 )
 
 
@@ -142,6 +162,13 @@ async def _create_demo(
         note="The demo's agent",
     )
     publish_version(agent, first_version, published_by=None)
+    for question, answer in DEMO_FAQS:
+        await add_faq(
+            session,
+            KnowledgeFaq(
+                organization_id=organization.id, agent_id=None, question=question, answer=answer
+            ),
+        )
     connection = CrmConnection(
         organization_id=organization.id,
         subdomain="sandbox",

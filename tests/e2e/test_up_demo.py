@@ -18,8 +18,8 @@ import psycopg
 import pytest
 from pgserver.utils import PostmasterInfo
 
-from agent_platform.agent.runtime.prompt import OFFLINE_LABEL
 from agent_platform.crm.sandbox.store import DEMO_LEAD_ID
+from agent_platform.demo import DEMO_FAQS
 from tests.conftest import free_port
 from tests.fakes.openai_server import create_fake_openai_app
 from tests.support.factories import message_form
@@ -155,14 +155,12 @@ def test_demo_answers_a_webhook_and_stops_cleanly(tmp_path: Path, fake_llm: str)
         assert "Traceback" not in process.stderr()
 
 
-def test_demo_without_llm_key_answers_offline(tmp_path: Path, fake_llm: str) -> None:
+def test_demo_without_llm_key_answers_from_its_faq(tmp_path: Path, fake_llm: str) -> None:
     data_dir = tmp_path / "data"
     with demo_platform(data_dir, tmp_path, llm_url=fake_llm, llm_key=None) as (process, demo):
-        send_message(demo, "demo-offline-1", "Do you ship to Lisbon?")
+        send_message(demo, "demo-offline-1", "Do you ship to Europe?")
         note = wait_for_note(demo, process)
-        text = note["params"]["text"]
-        assert text.startswith(OFFLINE_LABEL)
-        assert "Do you ship to Lisbon?" in text
+        assert note["params"]["text"] == dict(DEMO_FAQS)["Do you ship to Europe?"]
         assert httpx.get(f"{fake_llm}/_fake/requests").json() == []
         assert process.stop(signal.SIGTERM) == 0, process.describe()
 

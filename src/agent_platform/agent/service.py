@@ -90,6 +90,13 @@ async def answer_inbox_event(services: Services, inbox_event_id: uuid.UUID) -> N
         delivery = await _generate_and_store_reply(services, context)
         if delivery is None:
             return
+    await deliver(services, context, delivery)
+
+
+async def deliver(services: Services, context: ReplyContext, delivery: CrmDelivery) -> None:
+    """Steps 4 and 5: send the stored delivery unless an earlier attempt did, then record it.
+
+    Shared by the reply to a message and the follow-up (agent.follow_up)."""
     sent: SentReply | None = None
     if delivery.status != DeliveryStatus.SENT.value:
         sent = await _send(services, context, delivery)
@@ -204,7 +211,13 @@ async def _act(
             )
             message = _agent_message(context, text)
             await conversations.add_message(session, message)
-            return context, await _add_delivery(session, context, message.content)
+            return context, await _add_delivery(
+                session,
+                context,
+                message.content,
+                key=reply_key(context.inbox_event_id),
+                msgid=_reply_msgid(context.inbox_event_id),
+            )
         case WaitUntil(at=at):
             await answer_again_at(session, services, event.id, at)
         case StaySilent():
@@ -270,9 +283,14 @@ async def _generate_and_store_reply(
                 session, services, context, reason, reply_rules(context.agent).handoff, now
             )
             return None
-        message = _assistant_message(context, result.text, result.usage)
-        await conversations.add_message(session, message)
-        return await _add_delivery(session, context, message.content)
+        return await store_reply(
+            session,
+            context,
+            result.text,
+            result.usage,
+            key=reply_key(context.inbox_event_id),
+            msgid=_reply_msgid(context.inbox_event_id),
+        )
 
 
 def _turn_request(services: Services, context: ReplyContext) -> TurnRequest:
@@ -289,18 +307,40 @@ def _turn_request(services: Services, context: ReplyContext) -> TurnRequest:
     )
 
 
-async def _add_delivery(session: AsyncSession, context: ReplyContext, text: str) -> CrmDelivery:
-    """What the customer gets for the event, stored under its key before it is sent."""
+async def store_reply(
+    session: AsyncSession,
+    context: ReplyContext,
+    text: str,
+    usage: TurnUsage,
+    *,
+    key: str,
+    msgid: str,
+) -> CrmDelivery:
+    """Step 3: the agent's reply in the conversation and its delivery, stored under `key`
+    (and, in Kommo's Chats, `msgid`) before it is sent. Shared with agent.follow_up."""
+    message = _assistant_message(context, text, usage)
+    await conversations.add_message(session, message)
+    return await _add_delivery(session, context, message.content, key=key, msgid=msgid)
+
+
+def _reply_msgid(inbox_event_id: uuid.UUID) -> str:
+    return f"{OWN_MSGID_PREFIX}{inbox_event_id}"
+
+
+async def _add_delivery(
+    session: AsyncSession, context: ReplyContext, text: str, *, key: str, msgid: str
+) -> CrmDelivery:
+    """What the customer gets, stored under its key before it is sent."""
     return await crm.add_delivery(
         session,
         CrmDelivery(
             organization_id=context.organization_id,
             connection_id=context.connection_id,
-            idempotency_key=reply_key(context.inbox_event_id),
+            idempotency_key=key,
             kind=context.route.channel.value,
             entity_type=context.route.entity_type,
             entity_id=context.route.entity_id,
-            payload=context.route.plan(text, msgid=f"{OWN_MSGID_PREFIX}{context.inbox_event_id}"),
+            payload=context.route.plan(text, msgid=msgid),
             status=DeliveryStatus.PENDING.value,
         ),
     )

@@ -13,7 +13,9 @@ by crm/records in a transaction of its own, so a crash in that moment (after its
 before the result's) leaves a retry to create it a second time.
 
 "handoff" is a decision for the caller (it assigns, creates the handover task, pauses the
-agent): here it is only recorded and returned.
+agent): here it is only recorded and returned. "schedule_follow_up" defers the follow-up job
+(agent.follow_up) in the transaction that records its result: the call has a result exactly
+when its job exists, so a retried turn never schedules it twice.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import structlog
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from agent_platform.agent.runtime.tools import HANDOFF_TOOL, tool_definitions
 from agent_platform.agent.tool_arguments import argument_problems
@@ -34,11 +37,16 @@ from agent_platform.conversation.models import Message
 from agent_platform.crm.ports import CrmActionError, CrmPort
 from agent_platform.db.session import transaction
 from agent_platform.llm.tools import ToolCall
+from agent_platform.queue.registry import JOBS, defer_in_transaction
 from agent_platform.services import Services
 
 log = structlog.get_logger("agent.tools")
 
 DEFAULT_TASK_DUE_HOURS = 24
+FOLLOW_UP_TOOL = "schedule_follow_up"
+FOLLOW_UP_JOB = "send_follow_up"
+"""The follow-up job's name (agent.follow_up), named here so that scheduling it needs no import
+of the module that runs it: that one imports the reply flow, which imports this one."""
 
 
 @dataclass(frozen=True)
@@ -67,6 +75,12 @@ class ToolOutcome:
         reason = self.result.get("handoff_reason")
         return reason if isinstance(reason, str) else None
 
+    @property
+    def follow_up_at(self) -> datetime | None:
+        """When the follow-up this call scheduled is due; None for any other call."""
+        due = self.result.get("follow_up_at")
+        return datetime.fromisoformat(due) if isinstance(due, str) else None
+
 
 class _RefusedError(Exception):
     """A call the model has to correct: its message is the result the model reads."""
@@ -85,6 +99,8 @@ async def run_tool_calls(
         outcome = ToolOutcome(call, await _run(scope, call))
         async with transaction(services.sessions) as session:
             await queries.add_messages(session, [_tool_message(scope, outcome)])
+            if outcome.follow_up_at is not None:
+                await _defer_follow_up(session, services, scope, call, outcome.follow_up_at)
         outcomes.append(outcome)
     return outcomes
 
@@ -101,6 +117,9 @@ async def _run(scope: ToolScope, call: ToolCall) -> dict[str, Any]:
         if call.name == HANDOFF_TOOL:
             reason = str(arguments.get("reason") or "The model asked for a person.")
             return {"ok": True, "handoff_reason": reason}
+        if call.name == FOLLOW_UP_TOOL:
+            due = datetime.now(UTC) + timedelta(hours=arguments["delay_hours"])
+            return {"ok": True, "follow_up_at": due.isoformat(), "topic": arguments["topic"]}
         await _change_crm(scope, call.name, arguments)
     except (_RefusedError, CrmActionError) as exc:
         log.info("tool_call_refused", tool=call.name, reason=str(exc))
@@ -138,6 +157,27 @@ async def _change_crm(scope: ToolScope, name: str, arguments: dict[str, Any]) ->
         await crm.add_tag(lead_id, arguments["tag"])
     else:
         raise _RefusedError(f"The tool {name!r} cannot be run here.")
+
+
+async def _defer_follow_up(
+    session: AsyncSession,
+    services: Services,
+    scope: ToolScope,
+    call: ToolCall,
+    due: datetime,
+) -> None:
+    await defer_in_transaction(
+        session,
+        services.queue,
+        JOBS[FOLLOW_UP_JOB],
+        services.settings.job_queue_name,
+        schedule_at=due,
+        organization_id=str(scope.organization_id),
+        conversation_id=str(scope.conversation_id),
+        call_id=call.id,
+        topic=call.arguments["topic"],
+        scheduled_at=datetime.now(UTC).isoformat(),
+    )
 
 
 def _tool_message(scope: ToolScope, outcome: ToolOutcome) -> Message:

@@ -11,6 +11,7 @@ from agent_platform.queue.registry import register_jobs
 
 def create_queue_app(database_url: str, settings: Settings) -> procrastinate.App:
     # Importing the job modules declares their jobs.
+    import agent_platform.agent.follow_up
     import agent_platform.agent.tasks
     import agent_platform.crm.kommo.tasks
     import agent_platform.crm.records.tasks
