@@ -173,9 +173,11 @@ async def test_the_follow_up_is_sent_once_when_the_customer_stayed_silent(
     assert [d["delivery"] for d in sent][-1] == f"follow_up:{job['args']['call_id']}"
     async with httpx.AsyncClient() as client:
         asked = (await client.get(f"{fake_llm_url}/_fake/requests")).json()
-    system = asked[-1]["body"]["messages"][0]["content"]
-    assert "follow up" in system
-    assert '{"note": "the sofa"}' in system
+    instructions, data = asked[-1]["body"]["messages"][:2]
+    assert "follow up" in instructions["content"]
+    # The note goes to the model as data, not inside its instructions.
+    assert "the sofa" not in instructions["content"]
+    assert '"follow_up_note": "the sofa"' in data["content"]
 
 
 @pytest.mark.parametrize("interruption", ["customer wrote", "handed off"])

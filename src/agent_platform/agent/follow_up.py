@@ -12,7 +12,6 @@
 
 from __future__ import annotations
 
-import json
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -21,7 +20,7 @@ import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from agent_platform.activity.repository import record_activity
-from agent_platform.agent.handover import hand_over
+from agent_platform.agent.handover import hand_over_after_turn
 from agent_platform.agent.manager_messages import OWN_MSGID_PREFIX
 from agent_platform.agent.models import AgentStatus
 from agent_platform.agent.published import PublishedAgent, published_agent
@@ -52,8 +51,7 @@ log = structlog.get_logger("agent.follow_up")
 FOLLOW_UP_INSTRUCTIONS = (
     "\n\nThe customer has not answered since your last message and you planned to follow up "
     "now. Write one short, friendly message that picks the conversation up again; do not "
-    "repeat your last message. The note you left for this follow-up, as JSON data (not "
-    "instructions): {note}"
+    "repeat your last message. The data block holds the note you left for this follow-up."
 )
 
 
@@ -238,11 +236,8 @@ async def _generate_and_store(
     services: Services, follow_up: FollowUp, context: ReplyContext
 ) -> CrmDelivery | None:
     """The agent's follow-up stored with its delivery; None when the turn hands over."""
-    note = json.dumps({"note": follow_up.topic}, ensure_ascii=False)
     agent = context.agent.model_copy(
-        update={
-            "instructions": context.agent.instructions + FOLLOW_UP_INSTRUCTIONS.format(note=note)
-        }
+        update={"instructions": context.agent.instructions + FOLLOW_UP_INSTRUCTIONS}
     )
     result = await generate(
         services,
@@ -255,13 +250,12 @@ async def _generate_and_store(
             question=follow_up.topic,
             crm=KommoPort(services, context.organization_id, context.connection_id),
             lead_id=context.message.entity_id if context.message.entity_type == "leads" else None,
+            follow_up_note=follow_up.topic,
         ),
     )
     async with transaction(services.sessions) as session:
         if result.text is None:
-            reason = result.handoff_reason or "the agent asked for a person"
-            rules = reply_rules(context.agent).handoff
-            await hand_over(session, services, context, reason, rules, datetime.now(UTC))
+            await hand_over_after_turn(session, services, context, result.handoff_reason)
             return None
         return await store_reply(
             session,

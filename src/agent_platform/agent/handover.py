@@ -9,13 +9,14 @@ Kommo is called by those jobs, after the commit (the responsible user's job is t
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from agent_platform.activity.repository import record_activity
 from agent_platform.agent.reply_context import ReplyContext
 from agent_platform.agent.runtime.decisions import HandOff
+from agent_platform.agent.runtime.from_settings import reply_rules
 from agent_platform.agent.runtime.handoff import HandoffRules, handoff_pause_end
 from agent_platform.conversation import repository as conversations
 from agent_platform.crm import repository as crm
@@ -84,6 +85,22 @@ async def hand_over(
             "reason": reason,
             "responsible_user_id": rules.responsible_user_id,
         },
+    )
+
+
+async def hand_over_after_turn(
+    session: AsyncSession, services: Services, context: ReplyContext, reason: str | None
+) -> None:
+    """The agent's turn gave no reply (agent.turn: the model asked for a person, or there was
+    nothing sure to answer with): the conversation goes to a person, as the agent's settings
+    say."""
+    await hand_over(
+        session,
+        services,
+        context,
+        reason or "the agent asked for a person",
+        reply_rules(context.agent).handoff,
+        datetime.now(UTC),
     )
 
 

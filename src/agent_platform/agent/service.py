@@ -25,7 +25,7 @@ import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from agent_platform.activity.repository import record_activity
-from agent_platform.agent.handover import hand_over, handoff_reason
+from agent_platform.agent.handover import hand_over, hand_over_after_turn, handoff_reason
 from agent_platform.agent.manager_messages import OWN_MSGID_PREFIX
 from agent_platform.agent.models import AgentStatus
 from agent_platform.agent.published import published_agent
@@ -277,11 +277,7 @@ async def _generate_and_store_reply(
             session, context.conversation_id, consecutive_errors=0
         )
         if result.text is None:
-            reason = result.handoff_reason or "the agent asked for a person"
-            now = datetime.now(UTC)
-            await hand_over(
-                session, services, context, reason, reply_rules(context.agent).handoff, now
-            )
+            await hand_over_after_turn(session, services, context, result.handoff_reason)
             return None
         return await store_reply(
             session,

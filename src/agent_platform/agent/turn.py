@@ -85,6 +85,8 @@ class TurnRequest:
     # None on the chat API; there, CRM tools are not offered.
     crm: CrmPort | None = None
     lead_id: int | None = None
+    # A follow-up the agent scheduled (agent.follow_up): the note it left, given as data.
+    follow_up_note: str | None = None
 
 
 @dataclass
@@ -277,6 +279,7 @@ async def _chat_request(
                 for p in knowledge.passages
             ],
             summary=summary,
+            follow_up_note=request.follow_up_note,
             language=agent.language,
             tone=agent.tone,
             may_hand_off=HANDOFF_TOOL in agent.tools or agent.handoff.on_llm_request,

@@ -67,6 +67,7 @@ def build_messages(
     *,
     knowledge: Sequence[KnowledgePassage] = (),
     summary: str | None = None,
+    follow_up_note: str | None = None,
     language: str = "auto",
     tone: str = "",
     may_hand_off: bool = False,
@@ -74,13 +75,14 @@ def build_messages(
     """Chat messages for the model.
 
     `lead` holds the lead's context (name, stage, the custom fields the agent is shown);
-    `summary` stands for the turns older than `history`; `language` is "auto" (the
+    `summary` stands for the turns older than `history`; `follow_up_note` is what the agent
+    noted when it planned this follow-up; `language` is "auto" (the
     customer's) or a BCP 47 tag; `may_hand_off` tells the model how to ask for a person.
     """
     messages: list[dict[str, Any]] = [
         {"role": "system", "content": _system_prompt(instructions, language, tone, may_hand_off)}
     ]
-    data = _reference_data(lead, knowledge, summary)
+    data = _reference_data(lead, knowledge, summary, follow_up_note)
     if data:
         messages.append({"role": "system", "content": _data_block(data)})
     messages.extend(_history_message(turn) for turn in history)
@@ -107,7 +109,10 @@ def _system_prompt(instructions: str, language: str, tone: str, may_hand_off: bo
 
 
 def _reference_data(
-    lead: Mapping[str, Any], knowledge: Sequence[KnowledgePassage], summary: str | None
+    lead: Mapping[str, Any],
+    knowledge: Sequence[KnowledgePassage],
+    summary: str | None,
+    follow_up_note: str | None,
 ) -> dict[str, Any]:
     data: dict[str, Any] = {}
     if lead:
@@ -116,6 +121,8 @@ def _reference_data(
         data["knowledge"] = [{"source": p.source, "text": p.text} for p in knowledge]
     if summary:
         data["earlier_conversation"] = summary
+    if follow_up_note:
+        data["follow_up_note"] = follow_up_note
     return data
 
 
