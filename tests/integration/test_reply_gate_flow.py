@@ -21,7 +21,12 @@ from sqlalchemy import select, update
 from agent_platform.activity.models import ActivityLog
 from agent_platform.conversation.models import Conversation, Message
 from agent_platform.crm.models import InboxEvent
-from agent_platform.crm.sandbox.store import DEMO_LEAD_ID
+from agent_platform.crm.sandbox.store import (
+    DEMO_LEAD_ID,
+    INITIAL_CONTACT_STATUS_ID,
+    PARTNERS_PIPELINE_ID,
+    PIPELINE_ID,
+)
 from agent_platform.db.session import transaction
 from agent_platform.queue.worker import run_worker
 from agent_platform.services import Services
@@ -506,3 +511,34 @@ async def test_pause_and_resume_refuse_another_organizations_conversation(
     paused = await api.post(f"/api/v1/conversations/{theirs.id}/pause", headers=other_headers)
     assert paused.status_code == 200, paused.text
     assert paused.json()["handoff_reason"] == "paused through the API"
+
+
+async def test_the_agent_answers_only_leads_in_its_stages(
+    services: Services,
+    api: httpx.AsyncClient,
+    headers: dict[str, str],
+    connected: ConnectedAgent,
+    kommo: httpx.AsyncClient,
+    worker: None,
+) -> None:
+    # The demo lead sits in the main pipeline: an agent of the partners' pipeline leaves it.
+    await use_agent(
+        services,
+        api,
+        headers,
+        connected,
+        active_stages=[{"pipeline_id": PARTNERS_PIPELINE_ID, "status_id": None}],
+    )
+    await customer_writes(kommo, "Hello")
+    assert (await settled_inbox(services, 1))[0] == ("Hello", "ignored", "inactive_stage")
+
+    await use_agent(
+        services,
+        api,
+        headers,
+        connected,
+        active_stages=[{"pipeline_id": PIPELINE_ID, "status_id": INITIAL_CONTACT_STATUS_ID}],
+    )
+    await customer_writes(kommo, "Anyone there?")
+    await replied(kommo, 1)
+    assert await notes(kommo) == [LLM_REPLY]

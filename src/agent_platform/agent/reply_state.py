@@ -11,19 +11,23 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from agent_platform.agent.runtime.daily_cap import day_start
 from agent_platform.agent.runtime.debounce import PendingMessage
 from agent_platform.agent.runtime.reply_gate import ConversationState, ReplyRules
+from agent_platform.agent.runtime.stages import LeadStage
 from agent_platform.conversation import repository as conversations
 from agent_platform.conversation.models import Conversation
 from agent_platform.crm.models import InboxEvent
 
 
 async def conversation_state(
-    session: AsyncSession, conversation: Conversation, rules: ReplyRules, now: datetime
+    session: AsyncSession,
+    conversation: Conversation,
+    rules: ReplyRules,
+    now: datetime,
+    lead_stage: LeadStage | None,
 ) -> ConversationState:
     # The day of the daily cap is the team's day: their working hours' zone, else UTC.
     zone = rules.working_hours.timezone if rules.working_hours is not None else ZoneInfo("UTC")
     return ConversationState(
-        # The webhook does not carry the lead's stage; active stages are not checked yet.
-        lead_stage=None,
+        lead_stage=lead_stage,
         stopped=conversation.stopped_at is not None,
         handed_off_at=conversation.handed_off_at,
         last_manager_message_at=conversation.last_manager_message_at,

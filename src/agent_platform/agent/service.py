@@ -26,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from agent_platform.activity.repository import record_activity
 from agent_platform.agent.handover import hand_over, hand_over_after_turn, handoff_reason
+from agent_platform.agent.lead_stage import lead_stage_for
 from agent_platform.agent.manager_messages import OWN_MSGID_PREFIX
 from agent_platform.agent.models import AgentStatus
 from agent_platform.agent.published import published_agent
@@ -47,6 +48,7 @@ from agent_platform.agent.runtime.decisions import (
 )
 from agent_platform.agent.runtime.from_settings import reply_rules
 from agent_platform.agent.runtime.reply_gate import CustomerMessage, decide_reply
+from agent_platform.agent.runtime.stages import LeadStage
 from agent_platform.agent.turn import TurnRequest, TurnUsage, generate
 from agent_platform.conversation import repository as conversations
 from agent_platform.conversation.models import Conversation, Message
@@ -82,7 +84,9 @@ def reply_key(inbox_event_id: uuid.UUID) -> str:
 
 
 async def answer_inbox_event(services: Services, inbox_event_id: uuid.UUID) -> None:
-    to_send = await _decide(services, inbox_event_id)
+    to_send = await _decide(
+        services, inbox_event_id, await lead_stage_for(services, inbox_event_id)
+    )
     if to_send is None:
         return
     context, delivery = to_send
@@ -126,7 +130,7 @@ async def deliver(services: Services, context: ReplyContext, delivery: CrmDelive
 
 
 async def _decide(
-    services: Services, inbox_event_id: uuid.UUID
+    services: Services, inbox_event_id: uuid.UUID, lead_stage: LeadStage | None
 ) -> tuple[ReplyContext, CrmDelivery | None] | None:
     """Step 1: what to send for this event, with the delivery already stored when known
     (a resumed reply, the out-of-hours message); None when nothing is to be sent now."""
@@ -181,7 +185,7 @@ async def _decide(
         if stored is not None:
             # An earlier attempt decided and stored what to send: finish that, decide nothing.
             return context, stored
-        return await _act(session, services, context, conversation, event, pending)
+        return await _act(session, services, context, conversation, event, pending, lead_stage)
 
 
 async def _act(
@@ -191,12 +195,13 @@ async def _act(
     conversation: Conversation,
     event: InboxEvent,
     pending: list[InboxEvent],
+    lead_stage: LeadStage | None,
 ) -> tuple[ReplyContext, CrmDelivery | None] | None:
     rules = reply_rules(context.agent)
     now = datetime.now(UTC)
     decision: ReplyDecision = decide_reply(
         rules,
-        await conversation_state(session, conversation, rules, now),
+        await conversation_state(session, conversation, rules, now, lead_stage),
         CustomerMessage(id=str(event.id), text=context.message.text),
         pending_messages(pending),
         now,
