@@ -288,10 +288,15 @@ async def disconnect_connection(
     )
 
 
-@router.api_route(
-    "/webhooks/kommo/uninstall",
-    methods=["GET", "POST"],
-    summary="Kommo's hook: the integration was uninstalled from an account",
+_UNINSTALL_SUMMARY = "Kommo's hook: the integration was uninstalled from an account"
+
+
+# Two routes, not one with two methods: OpenAPI needs an operation id per method.
+@router.get(
+    "/webhooks/kommo/uninstall", summary=_UNINSTALL_SUMMARY, operation_id="kommo_uninstalled"
+)
+@router.post(
+    "/webhooks/kommo/uninstall", summary=_UNINSTALL_SUMMARY, operation_id="kommo_uninstalled_form"
 )
 async def kommo_uninstalled(request: Request) -> UninstallOut:
     """Kommo calls it with `account_id`, `client_uuid` and `signature` (GET query; a POST may
