@@ -24,6 +24,7 @@ from agent_platform.crm.models import InboxEvent
 from agent_platform.crm.sandbox.store import (
     DEMO_LEAD_ID,
     INITIAL_CONTACT_STATUS_ID,
+    LEAD_COMMENT_FIELD_ID,
     PARTNERS_PIPELINE_ID,
     PIPELINE_ID,
 )
@@ -542,3 +543,33 @@ async def test_the_agent_answers_only_leads_in_its_stages(
     await customer_writes(kommo, "Anyone there?")
     await replied(kommo, 1)
     assert await notes(kommo) == [LLM_REPLY]
+
+
+async def test_the_model_is_shown_the_lead_fields_the_agent_chose_as_data(
+    services: Services,
+    api: httpx.AsyncClient,
+    headers: dict[str, str],
+    connected: ConnectedAgent,
+    kommo: httpx.AsyncClient,
+    fake_llm_url: str,
+    worker: None,
+) -> None:
+    await use_agent(services, api, headers, connected, lead_fields=[LEAD_COMMENT_FIELD_ID])
+    changed = await kommo.patch(
+        f"/api/v4/leads/{DEMO_LEAD_ID}",
+        json={
+            "custom_fields_values": [
+                {"field_id": LEAD_COMMENT_FIELD_ID, "values": [{"value": "Wants a blue sofa"}]}
+            ]
+        },
+    )
+    assert changed.status_code == 200, changed.text
+
+    await customer_writes(kommo, "Hello")
+    await replied(kommo, 1)
+
+    async with httpx.AsyncClient() as client:
+        [request] = (await client.get(f"{fake_llm_url}/_fake/requests")).json()
+    instructions, data = request["body"]["messages"][:2]
+    assert "Wants a blue sofa" not in instructions["content"]
+    assert '"Comment": "Wants a blue sofa"' in data["content"]

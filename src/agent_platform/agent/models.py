@@ -72,6 +72,7 @@ class Agent(IdMixin, TenantMixin, TimestampMixin, Base):
     max_replies_per_conversation_per_day: Mapped[int | None] = mapped_column(Integer)
     tools: Mapped[list[str]] = mapped_column(JSONB, server_default=text("'[]'"))
     active_stages: Mapped[list[dict[str, Any]]] = mapped_column(JSONB, server_default=text("'[]'"))
+    lead_fields: Mapped[list[int]] = mapped_column(JSONB, server_default=text("'[]'"))
 
     status: Mapped[str] = mapped_column(String(16), default=AgentStatus.ACTIVE.value)
     # The version answering customers. use_alter: agents and agent_versions refer to each other.

@@ -184,6 +184,11 @@ class _SettingsWithDefaults(BaseModel):
     active_stages: Annotated[list[ActiveStage], AfterValidator(_distinct)] = Field(
         default_factory=list, max_length=200, description="Empty: every stage."
     )
+    lead_fields: Annotated[list[PositiveInt], AfterValidator(_distinct)] = Field(
+        default_factory=list,
+        max_length=50,
+        description="The lead's custom fields (by id) the model is shown, as data.",
+    )
 
 
 class AgentSettings(_SettingsWithDefaults):

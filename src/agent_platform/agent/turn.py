@@ -197,7 +197,8 @@ async def _lead_data(request: TurnRequest) -> dict[str, Any]:
     if request.crm is None or request.lead_id is None:
         return {}
     try:
-        return (await request.crm.lead_context(request.lead_id)).as_data()
+        lead = await request.crm.lead_context(request.lead_id, request.agent.lead_fields)
+        return lead.as_data()
     except CrmActionError:
         # The lead is gone from the CRM: the customer still gets an answer.
         return {"id": request.lead_id}
