@@ -62,6 +62,7 @@ FULL_SETTINGS: dict[str, Any] = {
     "max_replies_per_conversation_per_day": 40,
     "tools": ["create_task", "handoff"],
     "active_stages": [{"pipeline_id": 7, "status_id": 142}, {"pipeline_id": 8, "status_id": None}],
+    "lead_fields": [8_000_003, 8_000_005],
 }
 
 
@@ -382,6 +383,9 @@ BAD_NEW_AGENTS: dict[str, tuple[dict[str, Any], str]] = {
     ),
     "unknown handoff field": ({"handoff": {"after_turns": 3}}, "handoff.after_turns"),
     "zero pipeline": ({"active_stages": [{"pipeline_id": 0}]}, "active_stages.0.pipeline_id"),
+    "lead field not an id": ({"lead_fields": [0]}, "lead_fields.0"),
+    "lead field twice": ({"lead_fields": [8_000_003, 8_000_003]}, "lead_fields"),
+    "too many lead fields": ({"lead_fields": list(range(1, 52))}, "lead_fields"),
     "name too long": ({"name": "n" * 201}, "name"),
     "blank name": ({"name": "   "}, "name"),
     "instructions too long": ({"instructions": "i" * 50_001}, "instructions"),
