@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
+import hypothesis
 import psycopg
 import pytest
 from alembic import command
@@ -29,6 +30,13 @@ from agent_platform.services import Services, open_services
 from tests.fakes.openai_server import create_fake_openai_app
 from tests.support.factories import ConnectedAgent, create_connected_agent
 from tests.support.servers import serve_app
+
+# Property tests check what is drawn, not how fast: on a loaded CI machine (2 cores, the
+# suite's servers alongside) drawing can be slow, which is no failure of the code under test.
+hypothesis.settings.register_profile(
+    "suite", deadline=None, suppress_health_check=[hypothesis.HealthCheck.too_slow]
+)
+hypothesis.settings.load_profile("suite")
 
 APP_TABLES = ", ".join(Base.metadata.tables)
 

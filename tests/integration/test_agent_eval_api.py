@@ -10,7 +10,7 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from agent_platform.agent.eval_endpoints import MAX_CASES_PER_REQUEST
 from agent_platform.conversation.models import Conversation, Message
@@ -136,6 +136,37 @@ async def test_tool_calls_are_recorded_by_the_port_without_touching_a_crm(
     # The case's lead, read through the port, is shown to the model as data.
     assert any("Maria" in str(message["content"]) for message in first_request["messages"])
     assert await stored(services, Conversation) == 0
+
+
+async def test_a_follow_up_the_agent_plans_is_checked_but_never_queued(
+    services: Services, api: httpx.AsyncClient, fake: httpx.AsyncClient
+) -> None:
+    tenant = await create_tenant(services)
+    agent_id = await live_agent(
+        api, tenant.headers, model="tool/model", tools=["schedule_follow_up"]
+    )
+    await fake.post(
+        "/_fake/config",
+        json={"models": {"tool/model": {"tool_calls": [
+            {"name": "schedule_follow_up", "arguments": '{"delay_hours": 24, "topic": "sofa"}'}
+        ]}}},
+    )  # fmt: skip
+    case = {
+        "name": "follows up",
+        "messages": ["Let me think about it"],
+        "at": OPEN,
+        "lead": {"id": 42, "name": "Maria"},
+        "expect": {"tool_called": ["schedule_follow_up"]},
+    }
+
+    report = (await run_eval(api, tenant.headers, agent_id, {"cases": [case]})).json()
+
+    assert report["cases"][0]["passed"], report
+    async with transaction(services.sessions) as session:
+        jobs = await session.scalar(
+            text("SELECT count(*) FROM procrastinate_jobs WHERE task_name = 'send_follow_up'")
+        )
+    assert jobs == 0
 
 
 async def test_a_draft_version_is_evaluated_without_being_published(

@@ -16,7 +16,6 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
 from pydantic import BaseModel
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from agent_platform.agent import repository
 from agent_platform.agent.eval_conversations import (
@@ -29,10 +28,10 @@ from agent_platform.agent.eval_expectations import CaseOutcome, unmet_expectatio
 from agent_platform.agent.eval_port import RecordingCrmPort
 from agent_platform.agent.management import (
     AgentNotFoundError,
-    NotPublishedError,
-    VersionNotFoundError,
+    AnsweringVersion,
+    answering_version,
 )
-from agent_platform.agent.models import Agent, AgentStatus
+from agent_platform.agent.models import AgentStatus
 from agent_platform.agent.runtime.debounce import PendingMessage
 from agent_platform.agent.runtime.decisions import (
     Answer,
@@ -51,7 +50,6 @@ from agent_platform.agent.runtime.reply_gate import (
     decide_reply,
 )
 from agent_platform.agent.runtime.stages import LeadStage
-from agent_platform.agent.schemas import AgentSettings
 from agent_platform.agent.turn import TurnRequest, generate
 from agent_platform.db.session import scope_to_organization, transaction
 from agent_platform.services import Services
@@ -85,13 +83,6 @@ class EvalReport(BaseModel):
     passed: int
     failed: int
     cases: list[CaseResult]
-
-
-@dataclass(frozen=True)
-class _Version:
-    settings: AgentSettings
-    id: uuid.UUID
-    number: int
 
 
 @dataclass
@@ -147,33 +138,20 @@ async def evaluate(
 
 async def _chosen_version(
     services: Services, organization_id: uuid.UUID, agent_id: uuid.UUID, number: int | None
-) -> _Version:
+) -> AnsweringVersion:
     async with transaction(services.sessions) as session:
         await scope_to_organization(session, organization_id)
         record = await repository.agent_record(session, organization_id, agent_id)
         if record is None or record.agent.status == AgentStatus.ARCHIVED.value:
             raise AgentNotFoundError(agent_id)
-        if number is None:
-            if record.published_version is None:
-                raise NotPublishedError(
-                    "The agent has no published version: publish one, or name a version."
-                )
-            number = record.published_version
-        return await _version(session, record.agent, number)
-
-
-async def _version(session: AsyncSession, agent: Agent, number: int) -> _Version:
-    version = await repository.version_by_number(session, agent, number)
-    if version is None:
-        raise VersionNotFoundError(f"The agent has no version {number}.")
-    return _Version(AgentSettings.model_validate(version.settings), version.id, number)
+        return await answering_version(session, record, number)
 
 
 async def _run_case(
     services: Services,
     organization_id: uuid.UUID,
     agent_id: uuid.UUID,
-    version: _Version,
+    version: AnsweringVersion,
     rules: ReplyRules,
     case: EvalCase,
 ) -> CaseResult:
@@ -197,10 +175,11 @@ async def _run_case(
                 conversation_id=conversation_id,
                 agent_id=agent_id,
                 agent=version.settings,
-                version_id=version.id,
+                version_id=version.version_id,
                 question=text,
                 crm=run.port,
                 lead_id=lead.id,
+                schedules_follow_ups=False,
             )
             await _answer(services, run, rules, request, str(index))
     finally:

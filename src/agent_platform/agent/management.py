@@ -10,6 +10,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from typing import Any
 
 import structlog
@@ -55,6 +56,33 @@ class NotPublishedError(ConflictError):
 
 class NotAnOlderVersionError(ConflictError):
     code = "not_an_older_version"
+
+
+@dataclass(frozen=True)
+class AnsweringVersion:
+    settings: AgentSettings
+    version_id: uuid.UUID
+    number: int
+
+
+async def answering_version(
+    session: AsyncSession, record: AgentRecord, number: int | None
+) -> AnsweringVersion:
+    """The version to answer with: the numbered one (a draft tried before it is published),
+    else the published one."""
+    agent = record.agent
+    if number is not None:
+        version = await repository.version_by_number(session, agent, number)
+        if version is None:
+            raise VersionNotFoundError(f"Agent {agent.id} has no version {number}.")
+        return AnsweringVersion(AgentSettings.model_validate(version.settings), version.id, number)
+    if agent.published_version_id is None or record.published_version is None:
+        raise NotPublishedError(
+            "The agent has no published version: publish one, or name a version to try it."
+        )
+    return AnsweringVersion(
+        settings_of(agent), agent.published_version_id, record.published_version
+    )
 
 
 def _actor(principal: Principal) -> str:

@@ -59,6 +59,8 @@ class ToolScope:
     # None on the chat API: no CRM behind the conversation, so its tools are not offered.
     crm: CrmPort | None
     lead_id: int | None
+    # False for an evaluation: its conversation is thrown away, so no follow-up may be queued.
+    schedules_follow_ups: bool = True
 
     @property
     def has_crm(self) -> bool:
@@ -99,7 +101,7 @@ async def run_tool_calls(
         outcome = ToolOutcome(call, await _run(scope, call))
         async with transaction(services.sessions) as session:
             await queries.add_messages(session, [_tool_message(scope, outcome)])
-            if outcome.follow_up_at is not None:
+            if outcome.follow_up_at is not None and scope.schedules_follow_ups:
                 await _defer_follow_up(session, services, scope, call, outcome.follow_up_at)
         outcomes.append(outcome)
     return outcomes

@@ -87,6 +87,8 @@ class TurnRequest:
     lead_id: int | None = None
     # A follow-up the agent scheduled (agent.follow_up): the note it left, given as data.
     follow_up_note: str | None = None
+    # False where nothing may happen later (agent.evaluation): a follow-up is answered, not queued.
+    schedules_follow_ups: bool = True
 
 
 @dataclass
@@ -244,6 +246,7 @@ def _tool_scope(request: TurnRequest) -> ToolScope:
         allowed=frozenset(request.agent.tools),
         crm=request.crm,
         lead_id=request.lead_id,
+        schedules_follow_ups=request.schedules_follow_ups,
     )
 
 

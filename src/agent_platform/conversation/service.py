@@ -17,14 +17,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from agent_platform.agent import repository as agents
 from agent_platform.agent.management import (
     AgentNotFoundError,
-    NotPublishedError,
-    VersionNotFoundError,
+    answering_version,
 )
 from agent_platform.agent.models import AgentStatus
-from agent_platform.agent.repository import AgentRecord
-from agent_platform.agent.schemas import AgentSettings
 from agent_platform.agent.turn import TurnRequest, TurnResult, generate, turn_events
-from agent_platform.agent.versions import settings_of
 from agent_platform.conversation import queries
 from agent_platform.conversation.models import Conversation, Message
 from agent_platform.conversation.queries import ConversationFilter
@@ -56,13 +52,6 @@ class ChatTurn:
     version_number: int | None
 
 
-@dataclass(frozen=True)
-class _Answering:
-    settings: AgentSettings
-    version_id: uuid.UUID | None
-    version_number: int | None
-
-
 async def start_chat(services: Services, principal: Principal, body: ChatIn) -> ChatTurn:
     organization_id = principal.organization_id
     async with transaction(services.sessions) as session:
@@ -70,7 +59,7 @@ async def start_chat(services: Services, principal: Principal, body: ChatIn) -> 
         record = await agents.agent_record(session, organization_id, body.agent_id)
         if record is None or record.agent.status == AgentStatus.ARCHIVED.value:
             raise AgentNotFoundError(body.agent_id)
-        answering = await _answering_version(session, record, body.version)
+        answering = await answering_version(session, record, body.version)
         conversation = await _conversation(session, organization_id, body)
         await queries.add_messages(
             session,
@@ -92,7 +81,7 @@ async def start_chat(services: Services, principal: Principal, body: ChatIn) -> 
             version_id=answering.version_id,
             question=body.message,
         ),
-        answering.version_number,
+        answering.number,
     )
 
 
@@ -128,22 +117,6 @@ async def conversation_with_messages(
         if conversation is None:
             raise ConversationNotFoundError(conversation_id)
         return conversation, await queries.messages_of(session, conversation)
-
-
-async def _answering_version(
-    session: AsyncSession, record: AgentRecord, number: int | None
-) -> _Answering:
-    agent = record.agent
-    if number is not None:
-        version = await agents.version_by_number(session, agent, number)
-        if version is None:
-            raise VersionNotFoundError(f"Agent {agent.id} has no version {number}.")
-        return _Answering(AgentSettings.model_validate(version.settings), version.id, number)
-    if agent.published_version_id is None:
-        raise NotPublishedError(
-            "The agent has no published version: publish one, or name a version to try it."
-        )
-    return _Answering(settings_of(agent), agent.published_version_id, record.published_version)
 
 
 async def _conversation(
