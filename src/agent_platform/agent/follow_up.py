@@ -13,23 +13,22 @@
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from agent_platform.activity.repository import record_activity
-from agent_platform.agent.handover import hand_over_after_turn
 from agent_platform.agent.manager_messages import OWN_MSGID_PREFIX
 from agent_platform.agent.models import AgentStatus
 from agent_platform.agent.published import PublishedAgent, published_agent
 from agent_platform.agent.reply_context import ReplyContext
 from agent_platform.agent.runtime.from_settings import reply_rules
 from agent_platform.agent.runtime.working_hours import is_open, next_opening
-from agent_platform.agent.service import deliver, store_reply
+from agent_platform.agent.service import deliver, keep_turn_result, turn_request
 from agent_platform.agent.tool_calls import FOLLOW_UP_JOB
-from agent_platform.agent.turn import TurnRequest, generate
+from agent_platform.agent.turn import generate
 from agent_platform.conversation import queries
 from agent_platform.conversation import repository as conversations
 from agent_platform.conversation.models import Conversation, Message
@@ -39,7 +38,6 @@ from agent_platform.crm.kommo.delivery import (
     UndeliverableReplyError,
     route_reply,
 )
-from agent_platform.crm.kommo.port import KommoPort
 from agent_platform.crm.kommo.webhooks import IncomingMessage
 from agent_platform.crm.models import ConnectionStatus, CrmDelivery, DeliveryStatus
 from agent_platform.db.session import transaction
@@ -239,29 +237,19 @@ async def _generate_and_store(
     agent = context.agent.model_copy(
         update={"instructions": context.agent.instructions + FOLLOW_UP_INSTRUCTIONS}
     )
-    result = await generate(
-        services,
-        TurnRequest(
-            organization_id=context.organization_id,
-            conversation_id=context.conversation_id,
-            agent_id=agent.id,
-            agent=agent,
-            version_id=agent.published_version_id,
-            question=follow_up.topic,
-            crm=KommoPort(services, context.organization_id, context.connection_id),
-            lead_id=context.message.entity_id if context.message.entity_type == "leads" else None,
-            follow_up_note=follow_up.topic,
-        ),
+    request = replace(
+        turn_request(services, context),
+        agent=agent,
+        question=follow_up.topic,
+        follow_up_note=follow_up.topic,
     )
+    result = await generate(services, request)
     async with transaction(services.sessions) as session:
-        if result.text is None:
-            await hand_over_after_turn(session, services, context, result.handoff_reason)
-            return None
-        return await store_reply(
+        return await keep_turn_result(
             session,
+            services,
             context,
-            result.text,
-            result.usage,
+            result,
             key=follow_up.delivery_key,
             msgid=follow_up.msgid,
         )

@@ -49,7 +49,7 @@ from agent_platform.agent.runtime.decisions import (
 from agent_platform.agent.runtime.from_settings import reply_rules
 from agent_platform.agent.runtime.reply_gate import CustomerMessage, decide_reply
 from agent_platform.agent.runtime.stages import LeadStage
-from agent_platform.agent.turn import TurnRequest, TurnUsage, generate
+from agent_platform.agent.turn import TurnRequest, TurnResult, TurnUsage, generate
 from agent_platform.conversation import repository as conversations
 from agent_platform.conversation.models import Conversation, Message
 from agent_platform.crm import repository as crm
@@ -271,7 +271,7 @@ async def _generate_and_store_reply(
     """Step 2: the agent's turn (agent.turn); its reply stored with its delivery, or, when the
     turn hands over (the model asked, or nothing sure to answer with), the handoff: None."""
     try:
-        result = await generate(services, _turn_request(services, context))
+        result = await generate(services, turn_request(services, context))
     except Exception:
         # Counted so that the handoff rule on repeated errors sees it at the next attempt.
         async with transaction(services.sessions) as session:
@@ -281,20 +281,35 @@ async def _generate_and_store_reply(
         await conversations.set_conversation_state(
             session, context.conversation_id, consecutive_errors=0
         )
-        if result.text is None:
-            await hand_over_after_turn(session, services, context, result.handoff_reason)
-            return None
-        return await store_reply(
+        return await keep_turn_result(
             session,
+            services,
             context,
-            result.text,
-            result.usage,
+            result,
             key=reply_key(context.inbox_event_id),
             msgid=_reply_msgid(context.inbox_event_id),
         )
 
 
-def _turn_request(services: Services, context: ReplyContext) -> TurnRequest:
+async def keep_turn_result(
+    session: AsyncSession,
+    services: Services,
+    context: ReplyContext,
+    result: TurnResult,
+    *,
+    key: str,
+    msgid: str,
+) -> CrmDelivery | None:
+    """The turn's reply stored with its delivery under `key`; or, when the turn handed over,
+    the handoff (None). Shared by the reply to a message and the follow-up."""
+    if result.text is None:
+        await hand_over_after_turn(session, services, context, result.handoff_reason)
+        return None
+    return await store_reply(session, context, result.text, result.usage, key=key, msgid=msgid)
+
+
+def turn_request(services: Services, context: ReplyContext) -> TurnRequest:
+    """The agent's turn for the event's conversation, with the lead behind it in Kommo."""
     lead_id = context.message.entity_id if context.message.entity_type == "leads" else None
     return TurnRequest(
         organization_id=context.organization_id,

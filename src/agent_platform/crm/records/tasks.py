@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import uuid
 
-from agent_platform.crm import repository as crm
-from agent_platform.crm.models import CrmCall, CrmTask, InboxStatus
+from agent_platform.crm.inbox_failures import event_failure_recorded
+from agent_platform.crm.models import CrmCall, CrmTask
 from agent_platform.crm.records.call_sync import push_call
 from agent_platform.crm.records.mirror import mirror_task_event
 from agent_platform.crm.records.push import failure_recorded
 from agent_platform.crm.records.task_sync import push_task_completion, push_task_creation
-from agent_platform.db.session import transaction
-from agent_platform.kit.transient import is_transient
 from agent_platform.queue.registry import platform_job
 from agent_platform.services import Services
 
@@ -40,13 +38,5 @@ async def log_crm_call(services: Services, *, call_id: str) -> None:
 @platform_job("mirror_kommo_task")
 async def mirror_kommo_task(services: Services, *, inbox_event_id: str) -> None:
     event_id = uuid.UUID(inbox_event_id)
-    try:
+    async with event_failure_recorded(services, event_id):
         await mirror_task_event(services, event_id)
-    except Exception as exc:
-        if not is_transient(exc):
-            # No retry will follow: the inbox shows why this change was not mirrored.
-            async with transaction(services.sessions) as session:
-                await crm.finish_inbox_event(
-                    session, event_id, InboxStatus.FAILED, repr(exc)[:2000]
-                )
-        raise
