@@ -309,7 +309,8 @@ def goals(turns: dict[str, Any], search: dict[str, Any] | None) -> list[dict[str
             {
                 "goal": f"{mode} search p95 < {knowledge_search.GOAL_P95_MS:g} ms at 100k chunks",
                 "value_ms": figures.get("p95_ms"),
-                "met": bool(figures.get("goal_p95_met")),
+                # None when the search part was not run: neither met nor missed.
+                "met": bool(figures.get("goal_p95_met")) if figures.get("p95_ms") else None,
                 "basis": figures.get("skipped") or "not measured"
                 if not figures.get("p95_ms")
                 else f"{at_goal_size['chunks']} chunks",
@@ -331,9 +332,8 @@ def print_summary(results: dict[str, Any], path: Path) -> None:
             lines.append(f"    {name:<14} {shown}")
     lines.append("  goals")
     for goal in results["goals"]:
-        lines.append(
-            f"    [{'met' if goal['met'] else 'NOT met'}] {goal['goal']}: {goal['value_ms']}"
-        )
+        verdict = {True: "met", False: "NOT met", None: "not measured"}[goal["met"]]
+        lines.append(f"    [{verdict}] {goal['goal']}: {goal['value_ms']}")
     lines.append(f"  results  {path}")
     print("\n".join(lines))
 
