@@ -30,7 +30,11 @@ from typing import Any, TypeVar
 import structlog
 
 from agent_platform.agent.runtime.context import fit_history
-from agent_platform.agent.runtime.handoff import HANDOFF_MARKER, without_handoff_marker
+from agent_platform.agent.runtime.handoff import (
+    HANDOFF_MARKER,
+    llm_asked_for_handoff,
+    without_handoff_marker,
+)
 from agent_platform.agent.runtime.prompt import KnowledgePassage, ToolCall, Turn, build_messages
 from agent_platform.agent.runtime.tools import HANDOFF_TOOL
 from agent_platform.agent.schemas import AgentSettings
@@ -376,7 +380,7 @@ async def _record_tool_round(services: Services, request: TurnRequest, result: C
 
 
 def _model_reply(request: TurnRequest, text: str, progress: _Progress) -> TurnResult:
-    if text.lstrip().startswith(HANDOFF_MARKER):
+    if llm_asked_for_handoff((), text):
         return _result(
             request, ReplySource.HANDOFF, progress, handoff="The model asked for a person."
         )

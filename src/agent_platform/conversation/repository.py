@@ -40,15 +40,6 @@ async def conversation_for(
     return (await session.scalars(statement)).one()
 
 
-async def user_message_for_event(
-    session: AsyncSession, inbox_event_id: uuid.UUID
-) -> Message | None:
-    result = await session.scalars(
-        select(Message).where(Message.inbox_event_id == inbox_event_id, Message.role == "user")
-    )
-    return result.one_or_none()
-
-
 async def add_message(session: AsyncSession, message: Message) -> Message:
     session.add(message)
     await session.flush()
