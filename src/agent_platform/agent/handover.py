@@ -22,9 +22,7 @@ from agent_platform.conversation import repository as conversations
 from agent_platform.crm import repository as crm
 from agent_platform.crm.kommo.models import LeadUpdate
 from agent_platform.crm.kommo.session import call_kommo
-from agent_platform.crm.models import (
-    InboxStatus,
-)
+from agent_platform.crm.models import InboxStatus
 from agent_platform.crm.records.service import PlannedTask, store_task
 from agent_platform.queue.registry import defer_in_transaction, platform_job
 from agent_platform.services import Services
