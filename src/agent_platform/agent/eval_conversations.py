@@ -16,7 +16,7 @@ from sqlalchemy import delete
 from agent_platform.conversation import queries
 from agent_platform.conversation.models import Conversation, Message
 from agent_platform.conversation.service import API_CHANNEL, CHAT_ENTITY_ID
-from agent_platform.db.session import scope_to_organization, transaction
+from agent_platform.db.session import tenant_transaction
 from agent_platform.services import Services
 
 EVALUATION_ENTITY_TYPE = "evaluation"
@@ -25,8 +25,7 @@ EVALUATION_ENTITY_TYPE = "evaluation"
 async def open_conversation(
     services: Services, organization_id: uuid.UUID, agent_id: uuid.UUID
 ) -> uuid.UUID:
-    async with transaction(services.sessions) as session:
-        await scope_to_organization(session, organization_id)
+    async with tenant_transaction(services.sessions, organization_id) as session:
         conversation = await queries.add_conversation(
             session,
             Conversation(
@@ -48,8 +47,7 @@ async def add_message(
     text: str,
 ) -> None:
     """The history the next turn reads: the customer's message, or what the agent said."""
-    async with transaction(services.sessions) as session:
-        await scope_to_organization(session, organization_id)
+    async with tenant_transaction(services.sessions, organization_id) as session:
         await queries.add_messages(
             session,
             [
@@ -67,8 +65,7 @@ async def discard_conversation(
     services: Services, organization_id: uuid.UUID, conversation_id: uuid.UUID
 ) -> None:
     """Delete it; its messages go with it (ON DELETE CASCADE)."""
-    async with transaction(services.sessions) as session:
-        await scope_to_organization(session, organization_id)
+    async with tenant_transaction(services.sessions, organization_id) as session:
         await session.execute(
             delete(Conversation).where(
                 Conversation.id == conversation_id,

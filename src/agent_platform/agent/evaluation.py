@@ -51,7 +51,7 @@ from agent_platform.agent.runtime.reply_gate import (
 )
 from agent_platform.agent.runtime.stages import LeadStage
 from agent_platform.agent.turn import TurnRequest, generate
-from agent_platform.db.session import scope_to_organization, transaction
+from agent_platform.db.session import tenant_transaction, transaction
 from agent_platform.services import Services
 
 
@@ -139,8 +139,7 @@ async def evaluate(
 async def _chosen_version(
     services: Services, organization_id: uuid.UUID, agent_id: uuid.UUID, number: int | None
 ) -> AnsweringVersion:
-    async with transaction(services.sessions) as session:
-        await scope_to_organization(session, organization_id)
+    async with tenant_transaction(services.sessions, organization_id) as session:
         record = await repository.agent_record(session, organization_id, agent_id)
         if record is None or record.agent.status == AgentStatus.ARCHIVED.value:
             raise AgentNotFoundError(agent_id)

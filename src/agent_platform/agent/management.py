@@ -8,8 +8,6 @@ organization is not found. Once it commits, the agent's cache entry is forgotten
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,7 +21,7 @@ from agent_platform.agent.published import forget_agent
 from agent_platform.agent.repository import AgentRecord
 from agent_platform.agent.schemas import AgentCreate, AgentPatch, AgentSettings
 from agent_platform.agent.versions import new_agent, publish_version, save_version, settings_of
-from agent_platform.db.session import scope_to_organization, transaction
+from agent_platform.db.session import tenant_transaction
 from agent_platform.kit.errors import ConflictError, NotFoundError
 from agent_platform.kit.pagination import PageRequest, RowsPage
 from agent_platform.organization.auth import Principal
@@ -89,17 +87,10 @@ def _actor(principal: Principal) -> str:
     return f"api_key:{principal.api_key_id}"
 
 
-@asynccontextmanager
-async def _scoped(services: Services, principal: Principal) -> AsyncIterator[AsyncSession]:
-    async with transaction(services.sessions) as session:
-        await scope_to_organization(session, principal.organization_id)
-        yield session
-
-
 async def create_agent(services: Services, principal: Principal, body: AgentCreate) -> AgentRecord:
     """A draft with version 1: it answers nobody until a version is published."""
     settings = AgentSettings.model_validate(body.model_dump(exclude={"note"}))
-    async with _scoped(services, principal) as session:
+    async with tenant_transaction(services.sessions, principal.organization_id) as session:
         agent, _ = await new_agent(
             session,
             principal.organization_id,
@@ -113,7 +104,7 @@ async def create_agent(services: Services, principal: Principal, body: AgentCrea
 
 
 async def get_agent(services: Services, principal: Principal, agent_id: uuid.UUID) -> AgentRecord:
-    async with _scoped(services, principal) as session:
+    async with tenant_transaction(services.sessions, principal.organization_id) as session:
         return await _record(session, principal, agent_id)
 
 
@@ -122,7 +113,7 @@ async def list_agents(
 ) -> RowsPage[AgentRecord]:
     """Newest first; archived agents only when asked for by status."""
     statuses = {status} if status else LISTED_STATUSES
-    async with _scoped(services, principal) as session:
+    async with tenant_transaction(services.sessions, principal.organization_id) as session:
         return page.cut(
             await repository.agent_records(session, principal.organization_id, statuses, page)
         )
@@ -132,7 +123,7 @@ async def update_agent(
     services: Services, principal: Principal, agent_id: uuid.UUID, patch: AgentPatch
 ) -> AgentRecord:
     """Settings sent are saved as a new version (published separately); a status applies now."""
-    async with _scoped(services, principal) as session:
+    async with tenant_transaction(services.sessions, principal.organization_id) as session:
         agent = await _agent_to_change(session, principal, agent_id)
         changes = patch.settings_changes()
         if changes:
@@ -152,7 +143,7 @@ async def update_agent(
 async def archive_agent(services: Services, principal: Principal, agent_id: uuid.UUID) -> None:
     """Stops it answering for good; it stays readable, with its versions. Archiving twice is
     the same as once."""
-    async with _scoped(services, principal) as session:
+    async with tenant_transaction(services.sessions, principal.organization_id) as session:
         agent = await repository.agent_to_change(session, principal.organization_id, agent_id)
         if agent is None:
             raise AgentNotFoundError(agent_id)
@@ -178,7 +169,7 @@ async def roll_back(
 async def _publish(
     services: Services, principal: Principal, agent_id: uuid.UUID, number: int, *, rollback: bool
 ) -> AgentRecord:
-    async with _scoped(services, principal) as session:
+    async with tenant_transaction(services.sessions, principal.organization_id) as session:
         agent = await _agent_to_change(session, principal, agent_id)
         version = await _version(session, agent, number)
         previous = (await _record(session, principal, agent_id)).published_version
@@ -207,7 +198,7 @@ async def list_versions(
     services: Services, principal: Principal, agent_id: uuid.UUID, page: PageRequest
 ) -> tuple[AgentRecord, RowsPage[AgentVersion]]:
     """The agent (to tell which version is published) and its versions, newest first."""
-    async with _scoped(services, principal) as session:
+    async with tenant_transaction(services.sessions, principal.organization_id) as session:
         record = await _record(session, principal, agent_id)
         return record, page.cut(await repository.versions_of(session, record.agent, page))
 
@@ -215,7 +206,7 @@ async def list_versions(
 async def get_version(
     services: Services, principal: Principal, agent_id: uuid.UUID, number: int
 ) -> tuple[AgentRecord, AgentVersion]:
-    async with _scoped(services, principal) as session:
+    async with tenant_transaction(services.sessions, principal.organization_id) as session:
         record = await _record(session, principal, agent_id)
         return record, await _version(session, record.agent, number)
 

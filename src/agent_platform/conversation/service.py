@@ -25,7 +25,7 @@ from agent_platform.conversation import queries
 from agent_platform.conversation.models import Conversation, Message
 from agent_platform.conversation.queries import ConversationFilter
 from agent_platform.conversation.schemas import ChatIn, ChatOut, HandoffOut, UsageOut
-from agent_platform.db.session import scope_to_organization, transaction
+from agent_platform.db.session import tenant_transaction, transaction
 from agent_platform.kit.errors import NotFoundError
 from agent_platform.kit.pagination import PageRequest, RowsPage
 from agent_platform.organization.auth import Principal
@@ -54,8 +54,7 @@ class ChatTurn:
 
 async def start_chat(services: Services, principal: Principal, body: ChatIn) -> ChatTurn:
     organization_id = principal.organization_id
-    async with transaction(services.sessions) as session:
-        await scope_to_organization(session, organization_id)
+    async with tenant_transaction(services.sessions, organization_id) as session:
         record = await agents.agent_record(session, organization_id, body.agent_id)
         if record is None or record.agent.status == AgentStatus.ARCHIVED.value:
             raise AgentNotFoundError(body.agent_id)
@@ -101,16 +100,14 @@ async def answer_in_pieces(services: Services, turn: ChatTurn) -> AsyncIterator[
 async def list_conversations(
     services: Services, principal: Principal, wanted: ConversationFilter, page: PageRequest
 ) -> RowsPage[Conversation]:
-    async with transaction(services.sessions) as session:
-        await scope_to_organization(session, principal.organization_id)
+    async with tenant_transaction(services.sessions, principal.organization_id) as session:
         return await queries.conversations(session, principal.organization_id, wanted, page)
 
 
 async def conversation_with_messages(
     services: Services, principal: Principal, conversation_id: uuid.UUID
 ) -> tuple[Conversation, list[Message]]:
-    async with transaction(services.sessions) as session:
-        await scope_to_organization(session, principal.organization_id)
+    async with tenant_transaction(services.sessions, principal.organization_id) as session:
         conversation = await queries.conversation_of(
             session, principal.organization_id, conversation_id
         )

@@ -53,6 +53,16 @@ async def transaction(factory: async_sessionmaker[AsyncSession]) -> AsyncIterato
         yield session
 
 
+@asynccontextmanager
+async def tenant_transaction(
+    factory: async_sessionmaker[AsyncSession], organization_id: uuid.UUID
+) -> AsyncIterator[AsyncSession]:
+    """A transaction that sees and writes only one organization's rows (row-level security)."""
+    async with transaction(factory) as session:
+        await scope_to_organization(session, organization_id)
+        yield session
+
+
 async def raw_psycopg_connection(session: AsyncSession) -> Any:
     """The psycopg connection under `session`, for libraries that must join its transaction."""
     connection = await session.connection()

@@ -9,8 +9,6 @@ agent named in the request is checked first, so a bad request pays for none of i
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
 from pathlib import PurePath
 from typing import Any
@@ -20,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from agent_platform.agent.management import AgentNotFoundError
 from agent_platform.config import Settings
-from agent_platform.db.session import scope_to_organization, transaction
+from agent_platform.db.session import tenant_transaction, transaction
 from agent_platform.kit.errors import AppError, NotFoundError
 from agent_platform.kit.pagination import PageRequest, RowsPage
 from agent_platform.kit.safe_fetch import FetchFailedError, FetchLimits
@@ -68,13 +66,6 @@ class EmptyQueryError(AppError):
     code = "empty_query"
 
 
-@asynccontextmanager
-async def _scoped(services: Services, organization_id: uuid.UUID) -> AsyncIterator[AsyncSession]:
-    async with transaction(services.sessions) as session:
-        await scope_to_organization(session, organization_id)
-        yield session
-
-
 async def _require_agent(
     session: AsyncSession, organization_id: uuid.UUID, agent_id: uuid.UUID | None
 ) -> None:
@@ -88,7 +79,7 @@ async def _ensure_agent(
     services: Services, organization_id: uuid.UUID, agent_id: uuid.UUID | None
 ) -> None:
     if agent_id is not None:
-        async with _scoped(services, organization_id) as session:
+        async with tenant_transaction(services.sessions, organization_id) as session:
             await _require_agent(session, organization_id, agent_id)
 
 
@@ -183,7 +174,7 @@ async def _store(
     check_document_size(services.settings, len(new.text.encode()))
     chunks = split_into_chunks(new.text)
     vectors = await _chunk_vectors(services, chunks)
-    async with _scoped(services, organization_id) as session:
+    async with tenant_transaction(services.sessions, organization_id) as session:
         # Checked again: the agent may have been deleted while the document was prepared.
         await _require_agent(session, organization_id, new.agent_id)
         document = await repository.add_document(
@@ -227,7 +218,7 @@ async def _chunk_vectors(services: Services, chunks: list[Chunk]) -> list[list[f
 async def list_documents(
     services: Services, organization_id: uuid.UUID, page: PageRequest, agent_id: uuid.UUID | None
 ) -> RowsPage[DocumentRecord]:
-    async with _scoped(services, organization_id) as session:
+    async with tenant_transaction(services.sessions, organization_id) as session:
         await _require_agent(session, organization_id, agent_id)
         records = await repository.document_records(
             session, organization_id, page, agent_id=agent_id
@@ -238,7 +229,7 @@ async def list_documents(
 async def get_document(
     services: Services, organization_id: uuid.UUID, document_id: uuid.UUID
 ) -> DocumentRecord:
-    async with _scoped(services, organization_id) as session:
+    async with tenant_transaction(services.sessions, organization_id) as session:
         record = await repository.document_record(session, organization_id, document_id)
     if record is None:
         raise DocumentNotFoundError(f"No document {document_id} in this organization.")
@@ -248,7 +239,7 @@ async def get_document(
 async def delete_document(
     services: Services, organization_id: uuid.UUID, document_id: uuid.UUID
 ) -> None:
-    async with _scoped(services, organization_id) as session:
+    async with tenant_transaction(services.sessions, organization_id) as session:
         if not await repository.delete_document(session, organization_id, document_id):
             raise DocumentNotFoundError(f"No document {document_id} in this organization.")
 
@@ -332,7 +323,7 @@ async def add_faq(
     enabled: bool,
     agent_id: uuid.UUID | None,
 ) -> KnowledgeFaq:
-    async with _scoped(services, organization_id) as session:
+    async with tenant_transaction(services.sessions, organization_id) as session:
         await _require_agent(session, organization_id, agent_id)
         return await repository.add_faq(
             session,
@@ -349,7 +340,7 @@ async def add_faq(
 async def list_faqs(
     services: Services, organization_id: uuid.UUID, page: PageRequest, agent_id: uuid.UUID | None
 ) -> RowsPage[KnowledgeFaq]:
-    async with _scoped(services, organization_id) as session:
+    async with tenant_transaction(services.sessions, organization_id) as session:
         await _require_agent(session, organization_id, agent_id)
         found = await repository.faqs(session, organization_id, page, agent_id=agent_id)
     return page.cut(found)
@@ -358,7 +349,7 @@ async def list_faqs(
 async def get_faq(
     services: Services, organization_id: uuid.UUID, faq_id: uuid.UUID
 ) -> KnowledgeFaq:
-    async with _scoped(services, organization_id) as session:
+    async with tenant_transaction(services.sessions, organization_id) as session:
         faq = await repository.get_faq(session, organization_id, faq_id)
     if faq is None:
         raise FaqNotFoundError(f"No FAQ {faq_id} in this organization.")
@@ -369,7 +360,7 @@ async def change_faq(
     services: Services, organization_id: uuid.UUID, faq_id: uuid.UUID, changes: dict[str, Any]
 ) -> KnowledgeFaq:
     """Apply `changes` (field: new value; `agent_id` None makes it shared)."""
-    async with _scoped(services, organization_id) as session:
+    async with tenant_transaction(services.sessions, organization_id) as session:
         await _require_agent(session, organization_id, changes.get("agent_id"))
         faq = await repository.change_faq(session, organization_id, faq_id, changes)
     if faq is None:
@@ -378,6 +369,6 @@ async def change_faq(
 
 
 async def delete_faq(services: Services, organization_id: uuid.UUID, faq_id: uuid.UUID) -> None:
-    async with _scoped(services, organization_id) as session:
+    async with tenant_transaction(services.sessions, organization_id) as session:
         if not await repository.delete_faq(session, organization_id, faq_id):
             raise FaqNotFoundError(f"No FAQ {faq_id} in this organization.")

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 
-from agent_platform.db.session import scope_to_organization, transaction
+from agent_platform.db.session import tenant_transaction
 from agent_platform.llm import repository
 from agent_platform.llm.budget import BudgetState, budget_state, month_start, note_budget_state
 from agent_platform.llm.repository import ModelUsage
@@ -21,8 +21,7 @@ class MonthUsage:
 
 
 async def current_budget(services: Services, organization_id: uuid.UUID) -> BudgetState:
-    async with transaction(services.sessions) as session:
-        await scope_to_organization(session, organization_id)
+    async with tenant_transaction(services.sessions, organization_id) as session:
         return await budget_state(session, organization_id, datetime.now(UTC))
 
 
@@ -33,8 +32,7 @@ async def set_budget(
     monthly_limit_usd: Decimal | None,
     warning_ratio: Decimal,
 ) -> BudgetState:
-    async with transaction(services.sessions) as session:
-        await scope_to_organization(session, organization_id)
+    async with tenant_transaction(services.sessions, organization_id) as session:
         await repository.save_budget(
             session,
             organization_id,
@@ -49,8 +47,7 @@ async def set_budget(
 
 async def month_usage(services: Services, organization_id: uuid.UUID) -> MonthUsage:
     now = datetime.now(UTC)
-    async with transaction(services.sessions) as session:
-        await scope_to_organization(session, organization_id)
+    async with tenant_transaction(services.sessions, organization_id) as session:
         return MonthUsage(
             budget=await budget_state(session, organization_id, now),
             by_model=await repository.usage_by_model(session, organization_id, month_start(now)),

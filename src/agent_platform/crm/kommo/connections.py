@@ -47,7 +47,7 @@ from agent_platform.crm.kommo.session import rate_limit_hook
 from agent_platform.crm.kommo.tasks import defer_webhook_subscription
 from agent_platform.crm.kommo.webhook_subscription import WebhookRemoval, unsubscribe
 from agent_platform.crm.models import ConnectionStatus, CrmConnection
-from agent_platform.db.session import scope_to_organization, transaction
+from agent_platform.db.session import tenant_transaction, transaction
 from agent_platform.kit.errors import AppError, NotFoundError
 from agent_platform.services import Services
 
@@ -197,8 +197,7 @@ async def connect_with_long_lived_token(
 
 
 async def list_connections(services: Services, organization_id: uuid.UUID) -> list[CrmConnection]:
-    async with transaction(services.sessions) as session:
-        await scope_to_organization(session, organization_id)
+    async with tenant_transaction(services.sessions, organization_id) as session:
         return await repository.connections_of(session, organization_id)
 
 
@@ -216,13 +215,11 @@ async def disconnect(
 ) -> Disconnection:
     """Remove our webhook from the account (best effort), then switch the connection off and
     forget its tokens. Its inbox, deliveries and tasks stay; connecting again resumes it."""
-    async with transaction(services.sessions) as session:
-        await scope_to_organization(session, organization_id)
+    async with tenant_transaction(services.sessions, organization_id) as session:
         connection = await require_connection(session, organization_id, connection_id)
     # Outside any transaction: Kommo may take seconds to answer, or not answer at all.
     webhook = await unsubscribe(services, connection)
-    async with transaction(services.sessions) as session:
-        await scope_to_organization(session, organization_id)
+    async with tenant_transaction(services.sessions, organization_id) as session:
         await repository.disconnect_connection(
             session, connection_id, DISCONNECTED_REASON, webhook_error=webhook.note
         )

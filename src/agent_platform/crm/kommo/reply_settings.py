@@ -20,7 +20,7 @@ from agent_platform.agent.models import AgentStatus
 from agent_platform.agent.repository import get_agent
 from agent_platform.crm.kommo.connections import require_connection
 from agent_platform.crm.models import CrmConnection, ReplyChannel
-from agent_platform.db.session import scope_to_organization, transaction
+from agent_platform.db.session import tenant_transaction
 from agent_platform.kit.crypto import SecretBox
 from agent_platform.kit.errors import AppError, NotFoundError
 from agent_platform.services import Services
@@ -57,8 +57,7 @@ async def change_reply_settings(
     connection_id: uuid.UUID,
     change: ReplySettingsChange,
 ) -> CrmConnection:
-    async with transaction(services.sessions) as session:
-        await scope_to_organization(session, organization_id)
+    async with tenant_transaction(services.sessions, organization_id) as session:
         connection = await require_connection(session, organization_id, connection_id)
         if "agent_id" in change.given and change.agent_id is not None:
             await _require_agent(session, organization_id, change.agent_id)

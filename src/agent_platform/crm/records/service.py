@@ -36,7 +36,7 @@ from agent_platform.crm.records.repository import CallQuery, TaskQuery
 from agent_platform.crm.records.schemas import CallIn, TaskIn
 from agent_platform.crm.records.task_sync import task_delivery_key
 from agent_platform.crm.records.tasks import complete_crm_task, log_crm_call, push_crm_task
-from agent_platform.db.session import scope_to_organization, transaction
+from agent_platform.db.session import tenant_transaction, transaction
 from agent_platform.kit.errors import AppError, ConflictError, NotFoundError
 from agent_platform.kit.pagination import PageRequest, RowsPage
 from agent_platform.queue.registry import JobDefinition, defer_in_transaction
@@ -165,8 +165,7 @@ def _check_completable(task: CrmTask) -> None:
 
 
 async def get_task(services: Services, organization_id: uuid.UUID, task_id: uuid.UUID) -> CrmTask:
-    async with transaction(services.sessions) as session:
-        await scope_to_organization(session, organization_id)
+    async with tenant_transaction(services.sessions, organization_id) as session:
         task = await repository.task_of(session, organization_id, task_id)
     if task is None:
         raise NotFoundError("No task with this id.")
@@ -176,8 +175,7 @@ async def get_task(services: Services, organization_id: uuid.UUID, task_id: uuid
 async def list_tasks(
     services: Services, organization_id: uuid.UUID, query: TaskQuery, page: PageRequest
 ) -> RowsPage[CrmTask]:
-    async with transaction(services.sessions) as session:
-        await scope_to_organization(session, organization_id)
+    async with tenant_transaction(services.sessions, organization_id) as session:
         return page.cut(await repository.list_tasks(session, organization_id, query, page))
 
 
@@ -220,8 +218,7 @@ async def log_call(
 
 
 async def get_call(services: Services, organization_id: uuid.UUID, call_id: uuid.UUID) -> CrmCall:
-    async with transaction(services.sessions) as session:
-        await scope_to_organization(session, organization_id)
+    async with tenant_transaction(services.sessions, organization_id) as session:
         call = await repository.call_of(session, organization_id, call_id)
     if call is None:
         raise NotFoundError("No call with this id.")
@@ -231,8 +228,7 @@ async def get_call(services: Services, organization_id: uuid.UUID, call_id: uuid
 async def list_calls(
     services: Services, organization_id: uuid.UUID, query: CallQuery, page: PageRequest
 ) -> RowsPage[CrmCall]:
-    async with transaction(services.sessions) as session:
-        await scope_to_organization(session, organization_id)
+    async with tenant_transaction(services.sessions, organization_id) as session:
         return page.cut(await repository.list_calls(session, organization_id, query, page))
 
 
