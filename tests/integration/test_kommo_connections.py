@@ -8,7 +8,6 @@ Every refusal is a 4xx with the contract's error body, and writes nothing.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import hmac
 import time
@@ -30,7 +29,6 @@ from agent_platform.crm.models import InboxEvent
 from agent_platform.crm.sandbox.chats import CHANNEL_BOT_ID, CHANNEL_SCOPE_ID, CHANNEL_SECRET
 from agent_platform.crm.sandbox.store import ACCOUNT_ID, DEMO_LEAD_ID
 from agent_platform.db.session import transaction
-from agent_platform.queue.worker import run_worker
 from agent_platform.services import Services, open_services
 from tests.support.factories import message_form
 from tests.support.jobs import run_queued_jobs
@@ -50,6 +48,7 @@ from tests.support.kommo_oauth import (
 )
 from tests.support.sandbox_webhooks import sandbox_webhooks
 from tests.support.servers import serve_app
+from tests.support.worker import running_worker
 
 DEADLINE_SECONDS = 30.0
 START_PATH = "/api/v1/integrations/kommo/oauth/start"
@@ -1055,14 +1054,9 @@ async def inbox_size(services: Services) -> int:
 
 async def wait_for_subscription(services: Services, connection_id: uuid.UUID) -> None:
     """Run a worker until the connection's webhook is subscribed (a retry is seconds away)."""
-    worker = asyncio.create_task(run_worker(services, health_host="127.0.0.1"))
-    try:
+    async with running_worker(services):
         loop = asyncio.get_running_loop()
         deadline = loop.time() + DEADLINE_SECONDS
         while (await connection_row(services, connection_id)).webhook_subscribed_at is None:
             assert loop.time() < deadline, "the webhook was not subscribed again"
             await asyncio.sleep(0.1)
-    finally:
-        worker.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await worker

@@ -4,7 +4,6 @@ counts it, the job fails once without retrying, and Kommo hears nothing more of 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -21,7 +20,6 @@ from agent_platform.crm.models import CrmConnection, InboxEvent
 from agent_platform.crm.sandbox.store import DEMO_LEAD_ID
 from agent_platform.db.session import transaction
 from agent_platform.ops.metrics import render_metrics
-from agent_platform.queue.worker import run_worker
 from agent_platform.services import Services, open_services
 from tests.support.factories import message_form
 from tests.support.kommo_oauth import (
@@ -35,6 +33,7 @@ from tests.support.kommo_oauth import (
     set_token_expiry,
     switch_faults,
 )
+from tests.support.worker import running_worker
 
 DEADLINE_SECONDS = 30.0
 
@@ -50,11 +49,8 @@ async def oauth_services(settings: Settings, sandbox: tuple[str, str]) -> AsyncI
 
 @pytest.fixture
 async def worker(oauth_services: Services) -> AsyncIterator[None]:
-    task = asyncio.create_task(run_worker(oauth_services, health_host="127.0.0.1"))
-    yield
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
+    async with running_worker(oauth_services):
+        yield
 
 
 async def receive(services: Services, webhook_token: str, message_id: str) -> None:

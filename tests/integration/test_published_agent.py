@@ -23,7 +23,6 @@ from agent_platform.conversation.models import Message
 from agent_platform.crm.models import InboxEvent, InboxStatus
 from agent_platform.crm.sandbox.store import DEMO_LEAD_ID
 from agent_platform.db.session import transaction
-from agent_platform.queue.worker import run_worker
 from agent_platform.services import Services, open_services
 from tests.conftest import free_port
 from tests.support.agents import (
@@ -37,19 +36,9 @@ from tests.support.agents import (
 )
 from tests.support.factories import ConnectedAgent, create_connected_agent, message_form
 from tests.support.servers import serve_app
+from tests.support.worker import running_worker
 
 DEADLINE_SECONDS = 30.0
-
-
-@contextlib.asynccontextmanager
-async def running_worker(services: Services) -> AsyncIterator[None]:
-    task = asyncio.create_task(run_worker(services, health_host="127.0.0.1"))
-    try:
-        yield
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
 
 
 @contextlib.asynccontextmanager

@@ -26,7 +26,6 @@ from agent_platform.crm.models import CrmDelivery, InboxEvent
 from agent_platform.crm.sandbox.chats import CHANNEL_BOT_ID, CHANNEL_SCOPE_ID, CHANNEL_SECRET
 from agent_platform.crm.sandbox.store import DEMO_LEAD_ID
 from agent_platform.db.session import transaction
-from agent_platform.queue.worker import run_worker
 from agent_platform.services import Services
 from tests.support.factories import (
     CUSTOMER_CHAT_ID,
@@ -34,6 +33,7 @@ from tests.support.factories import (
     message_form,
     use_reply_channel,
 )
+from tests.support.worker import running_worker
 
 LLM_REPLY = "Our prices start at 100 USD."  # what the conftest's fake LLM answers
 DEADLINE_SECONDS = 30.0
@@ -41,11 +41,8 @@ DEADLINE_SECONDS = 30.0
 
 @pytest.fixture
 async def worker(services: Services) -> AsyncIterator[None]:
-    task = asyncio.create_task(run_worker(services, health_host="127.0.0.1"))
-    yield
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
+    async with running_worker(services):
+        yield
 
 
 async def use_chats(

@@ -8,7 +8,6 @@ The agent is created and published through the API with the settings under test.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
@@ -29,10 +28,10 @@ from agent_platform.crm.sandbox.store import (
     PIPELINE_ID,
 )
 from agent_platform.db.session import transaction
-from agent_platform.queue.worker import run_worker
 from agent_platform.services import Services
 from tests.support.agents import answer_with, api_key_of, assert_error, created, published
 from tests.support.factories import ConnectedAgent, create_connected_agent, message_form
+from tests.support.worker import running_worker
 
 LLM_REPLY = "Our prices start at 100 USD."  # what the conftest's fake LLM answers
 POLL_SECONDS = 30.0
@@ -43,11 +42,8 @@ T = TypeVar("T")
 
 @pytest.fixture
 async def worker(services: Services) -> AsyncIterator[None]:
-    task = asyncio.create_task(run_worker(services, health_host="127.0.0.1"))
-    yield
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
+    async with running_worker(services):
+        yield
 
 
 @pytest.fixture

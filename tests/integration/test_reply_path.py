@@ -20,20 +20,17 @@ from agent_platform.crm.models import CrmDelivery, InboxEvent
 from agent_platform.crm.sandbox.store import DEMO_LEAD_ID
 from agent_platform.db.session import scope_to_organization, transaction
 from agent_platform.organization.models import Organization
-from agent_platform.queue.worker import run_worker
 from agent_platform.services import Services
 from tests.support.factories import ConnectedAgent, create_connected_agent, message_form
+from tests.support.worker import running_worker
 
 DEADLINE_SECONDS = 30.0
 
 
 @pytest.fixture
 async def worker(services: Services) -> AsyncIterator[None]:
-    task = asyncio.create_task(run_worker(services, health_host="127.0.0.1"))
-    yield
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
+    async with running_worker(services):
+        yield
 
 
 async def receive(services: Services, connected: ConnectedAgent, form: dict[str, str]) -> None:

@@ -10,7 +10,6 @@ page's timeline, by each reply channel.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import re
 from collections.abc import AsyncIterator
 
@@ -19,9 +18,9 @@ import pytest
 
 from agent_platform.crm.sandbox.chats import CHANNEL_BOT_ID, CHANNEL_SCOPE_ID, CHANNEL_SECRET
 from agent_platform.crm.sandbox.store import DEMO_LEAD_ID
-from agent_platform.queue.worker import run_worker
 from agent_platform.services import Services
 from tests.support.factories import ConnectedAgent, use_reply_channel
+from tests.support.worker import running_worker
 
 LLM_REPLY = "Our prices start at 100 USD."  # what the conftest's fake LLM answers
 DEADLINE_SECONDS = 30.0
@@ -30,11 +29,8 @@ _ENTRY = re.compile(r'<li class="entry (\w+)">.*?<p class="text">(.*?)</p>', re.
 
 @pytest.fixture
 async def worker(services: Services) -> AsyncIterator[None]:
-    task = asyncio.create_task(run_worker(services, health_host="127.0.0.1"))
-    yield
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
+    async with running_worker(services):
+        yield
 
 
 @pytest.fixture
