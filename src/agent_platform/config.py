@@ -108,6 +108,12 @@ class Settings(BaseSettings):
     embeddings_model: str = "text-embedding-3-small"
     embeddings_api_key: SecretStr | None = None
 
+    # Automation. Webhook actions may not call private or loopback addresses (SSRF) unless
+    # this allows it: a service on the same private network, or tests against a local server.
+    automation_webhook_allow_private_networks: bool = False
+    automation_webhook_timeout_seconds: float = Field(default=10.0, gt=0, le=60)
+    automation_run_retention_days: int = Field(default=30, ge=1)
+
     @field_validator("log_level")
     @classmethod
     def _upper_log_level(cls, value: str) -> str:

@@ -2,6 +2,15 @@
 
 from agent_platform.activity.models import ActivityLog
 from agent_platform.agent.models import Agent, AgentVersion
+from agent_platform.automation.models import (
+    AutomationRule,
+    AutomationRun,
+    Enrollment,
+    ExpectedEcho,
+    LeadSnapshot,
+    Sequence,
+    Trigger,
+)
 from agent_platform.conversation.models import Conversation, Message
 from agent_platform.crm.models import CrmCall, CrmConnection, CrmDelivery, CrmTask, InboxEvent
 from agent_platform.db.base import Base
@@ -14,20 +23,27 @@ __all__ = [
     "Agent",
     "AgentVersion",
     "ApiKey",
+    "AutomationRule",
+    "AutomationRun",
     "Base",
     "Conversation",
     "CrmCall",
     "CrmConnection",
     "CrmDelivery",
     "CrmTask",
+    "Enrollment",
+    "ExpectedEcho",
     "InboxEvent",
     "KnowledgeChunk",
     "KnowledgeDocument",
     "KnowledgeFaq",
+    "LeadSnapshot",
     "LlmBudget",
     "LlmCall",
     "Membership",
     "Message",
     "Organization",
+    "Sequence",
+    "Trigger",
     "User",
 ]
