@@ -11,6 +11,12 @@ from agent_platform import __version__
 from agent_platform.agent.conversation_control import router as conversation_control_router
 from agent_platform.agent.endpoints import router as agents_router
 from agent_platform.agent.eval_endpoints import router as agent_eval_router
+from agent_platform.automation.rules.endpoints import router as rules_router
+from agent_platform.automation.runs.endpoints import router as automation_runs_router
+from agent_platform.automation.sequences.endpoints import enrollments_router
+from agent_platform.automation.sequences.endpoints import router as sequences_router
+from agent_platform.automation.triggers.endpoints import router as triggers_router
+from agent_platform.automation.triggers.endpoints import webhook_secret_router
 from agent_platform.config import Settings
 from agent_platform.conversation.chat_endpoints import router as chat_router
 from agent_platform.conversation.endpoints import router as conversations_router
@@ -60,4 +66,10 @@ def create_app(settings: Settings, database_url: str, services: Services | None 
     app.include_router(kommo_router)
     app.include_router(crm_records_router)
     app.include_router(knowledge_router)
+    app.include_router(rules_router)
+    app.include_router(triggers_router)
+    app.include_router(webhook_secret_router)
+    app.include_router(sequences_router)
+    app.include_router(enrollments_router)
+    app.include_router(automation_runs_router)
     return app

@@ -8,6 +8,7 @@ A pause is a handoff made by a person: it lasts as the agent's handoff settings 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from datetime import UTC, datetime
 
 from fastapi import APIRouter, Request
@@ -24,6 +25,21 @@ from agent_platform.services import Services
 router = APIRouter(prefix="/api/v1/conversations", tags=["conversations"])
 
 PAUSED_BY_API = "paused through the API"
+
+# The agent may answer again: every reason it stayed silent is cleared.
+RESUMED_STATE: Mapping[str, object] = {
+    "handed_off_at": None,
+    "handoff_reason": None,
+    "agent_paused_until": None,
+    "last_manager_message_at": None,
+    "stopped_at": None,
+    "stop_reason": None,
+}
+
+
+def paused_state(now: datetime, reason: str) -> dict[str, object]:
+    """The agent silenced in the conversation from `now`, as a handoff made by a person."""
+    return {"handed_off_at": now, "handoff_reason": reason}
 
 
 class ConversationControlOut(BaseModel):
@@ -43,15 +59,8 @@ class ConversationControlOut(BaseModel):
 async def pause(
     request: Request, principal: CurrentPrincipal, conversation_id: uuid.UUID
 ) -> ConversationControlOut:
-    now = datetime.now(UTC)
-    return await _change(
-        request,
-        principal,
-        conversation_id,
-        "conversation.paused",
-        handed_off_at=now,
-        handoff_reason=PAUSED_BY_API,
-    )
+    state = paused_state(datetime.now(UTC), PAUSED_BY_API)
+    return await _change(request, principal, conversation_id, "conversation.paused", **state)
 
 
 @router.post("/{conversation_id}/resume", summary="Let the agent answer in this conversation")
@@ -59,16 +68,7 @@ async def resume(
     request: Request, principal: CurrentPrincipal, conversation_id: uuid.UUID
 ) -> ConversationControlOut:
     return await _change(
-        request,
-        principal,
-        conversation_id,
-        "conversation.resumed",
-        handed_off_at=None,
-        handoff_reason=None,
-        agent_paused_until=None,
-        last_manager_message_at=None,
-        stopped_at=None,
-        stop_reason=None,
+        request, principal, conversation_id, "conversation.resumed", **RESUMED_STATE
     )
 
 

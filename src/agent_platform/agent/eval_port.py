@@ -51,6 +51,12 @@ class RecordingCrmPort:
     async def add_tag(self, lead_id: int, tag: str) -> None:
         self._record(lead_id, "add_tag", tag=tag)
 
+    async def remove_tag(self, lead_id: int, tag: str) -> None:
+        self._record(lead_id, "remove_tag", tag=tag)
+
+    async def add_note(self, lead_id: int, text: str, *, key: str) -> None:
+        self._record(lead_id, "add_note", text=text)
+
     async def assign(self, lead_id: int, user_id: int) -> None:
         self._record(lead_id, "assign", user_id=user_id)
 

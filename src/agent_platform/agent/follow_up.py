@@ -136,63 +136,83 @@ async def _decide(
         stored = await crm.delivery_by_key(session, follow_up.delivery_key)
         if stored is not None and stored.status == DeliveryStatus.SENT.value:
             return None
-        connection = await crm.get_connection(session, conversation.connection_id)
-        agent = (
-            await published_agent(services, session, connection.agent_id)
-            if connection is not None and connection.agent_id is not None
-            else None
-        )
         messages = await queries.messages_of(session, conversation)
-        last_customer_event_id = next(
-            (m.inbox_event_id for m in reversed(messages) if m.role == "user"), None
-        )
-        event = (
-            await crm.get_inbox_event(session, last_customer_event_id)
-            if last_customer_event_id is not None
-            else None
-        )
-        if connection is None or connection.status != ConnectionStatus.ACTIVE.value:
-            await _skipped(session, follow_up, conversation, "the connection is not active")
-            return None
-        if agent is None or agent.status != AgentStatus.ACTIVE.value:
-            await _skipped(session, follow_up, conversation, "no active agent")
-            return None
-        if event is None:
-            await _skipped(session, follow_up, conversation, "no customer message")
-            return None
-        # A stored delivery was decided by an earlier attempt: it is finished, not decided again.
-        if stored is None:
-            reason = why_not_now(conversation, messages, follow_up, now)
-            if reason is None and await conversations.pending_customer_events(
-                session, conversation
-            ):
-                reason = "the customer wrote since"
-            if reason is not None:
-                await _skipped(session, follow_up, conversation, reason)
-                return None
-        message = IncomingMessage(**event.payload["message"])
         try:
-            route = route_reply(ReplyConnection.of(connection), message, None, bot_name=agent.name)
-        except UndeliverableReplyError as exc:
+            context = await reply_context_for(session, services, conversation, messages)
+        except CannotWriteError as exc:
             await _skipped(session, follow_up, conversation, str(exc))
             return None
-        context = ReplyContext(
-            organization_id=conversation.organization_id,
-            connection_id=connection.id,
-            connection=ReplyConnection.of(connection),
-            route=route,
-            conversation_id=conversation.id,
-            inbox_event_id=event.id,
-            message=message,
-            agent=agent,
-            # A follow-up answers no message of the customer's: it covers none.
-            covered_event_ids=(),
-        )
+        # A stored delivery was decided by an earlier attempt: it is finished, not decided again.
         if stored is not None:
             return context, stored
-        if await _postponed_to_opening(session, services, follow_up, conversation, agent, now):
+        reason = why_not_now(conversation, messages, follow_up, now)
+        if reason is None and await conversations.pending_customer_events(session, conversation):
+            reason = "the customer wrote since"
+        if reason is not None:
+            await _skipped(session, follow_up, conversation, reason)
+            return None
+        if await _postponed_to_opening(
+            session, services, follow_up, conversation, context.agent, now
+        ):
             return None
         return context, None
+
+
+class CannotWriteError(Exception):
+    """Why the agent cannot write in a conversation now, said for the record."""
+
+
+async def reply_context_for(
+    session: AsyncSession,
+    services: Services,
+    conversation: Conversation,
+    messages: list[Message],
+) -> ReplyContext:
+    """How the agent writes to the customer of `conversation` when no new message of theirs
+    asks it to (a follow-up, an automation's message): through the conversation's connection,
+    routed as the answer to the customer's newest message (`messages` are the conversation's
+    newest, as queries.messages_of reads them). CannotWriteError says why there is no way."""
+    connection = (
+        await crm.get_connection(session, conversation.connection_id)
+        if conversation.connection_id is not None
+        else None
+    )
+    if connection is None or connection.status != ConnectionStatus.ACTIVE.value:
+        raise CannotWriteError("the connection is not active")
+    agent = (
+        await published_agent(services, session, connection.agent_id)
+        if connection.agent_id is not None
+        else None
+    )
+    if agent is None or agent.status != AgentStatus.ACTIVE.value:
+        raise CannotWriteError("no active agent")
+    last_customer_event_id = next(
+        (m.inbox_event_id for m in reversed(messages) if m.role == "user"), None
+    )
+    event = (
+        await crm.get_inbox_event(session, last_customer_event_id)
+        if last_customer_event_id is not None
+        else None
+    )
+    if event is None:
+        raise CannotWriteError("no customer message")
+    message = IncomingMessage(**event.payload["message"])
+    try:
+        route = route_reply(ReplyConnection.of(connection), message, None, bot_name=agent.name)
+    except UndeliverableReplyError as exc:
+        raise CannotWriteError(str(exc)) from exc
+    return ReplyContext(
+        organization_id=conversation.organization_id,
+        connection_id=connection.id,
+        connection=ReplyConnection.of(connection),
+        route=route,
+        conversation_id=conversation.id,
+        inbox_event_id=event.id,
+        message=message,
+        agent=agent,
+        # Unprompted, it answers no message of the customer's: it covers none.
+        covered_event_ids=(),
+    )
 
 
 async def _postponed_to_opening(

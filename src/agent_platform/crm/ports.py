@@ -43,9 +43,9 @@ class LeadContext:
 
 
 class CrmPort(Protocol):
-    """One lead's CRM, as an agent may read and change it. Every change but create_task is
-    safe to repeat with the same arguments (a job retried after a crash may do so); a
-    caller keeps create_task from repeating (agent/tool_calls.py)."""
+    """One lead's CRM, as an agent or an automation may read and change it. Every change but
+    create_task is safe to repeat with the same arguments (a job retried after a crash may do
+    so); a caller keeps create_task from repeating (agent/tool_calls.py)."""
 
     async def lead_context(self, lead_id: int, field_ids: Collection[int] = ()) -> LeadContext: ...
 
@@ -54,9 +54,19 @@ class CrmPort(Protocol):
     async def move_stage(self, lead_id: int, status_id: int) -> None: ...
 
     async def set_custom_field(self, lead_id: int, field: int | str, value: str) -> None:
-        """`field` is the field's id or its code; `value` is converted to the field's type."""
+        """`field` is the field's id or its code; `value` is converted to the field's type
+        (an empty value clears the field)."""
         ...
 
     async def add_tag(self, lead_id: int, tag: str) -> None: ...
+
+    async def remove_tag(self, lead_id: int, tag: str) -> None:
+        """Nothing happens when the lead does not have the tag."""
+        ...
+
+    async def add_note(self, lead_id: int, text: str, *, key: str) -> None:
+        """A common note on the lead, added once per `key`: a repeat with the same key adds
+        nothing, even when the first attempt's fate is unknown."""
+        ...
 
     async def assign(self, lead_id: int, user_id: int) -> None: ...

@@ -6,12 +6,17 @@ unless private networks are allowed. The request then goes to the address that w
 not to a second DNS answer, so a name cannot resolve to a public address for the check and
 to an internal one for the connection (DNS rebinding). The body is read up to a size limit,
 and the whole exchange, redirects included, has one deadline.
+
+The same checks serve other requests to users' URLs (automation's outbound webhooks):
+`check_url` refuses what can be seen without DNS (when a URL is saved), `checked_target`
+resolves and checks every address and pins the request to the one checked.
 """
 
 from __future__ import annotations
 
 import asyncio
 import ipaddress
+import re
 import socket
 from dataclasses import dataclass
 from urllib.parse import urljoin
@@ -22,6 +27,13 @@ from agent_platform.kit.errors import AppError
 
 ALLOWED_SCHEMES = frozenset({"http", "https"})
 USER_AGENT = "GPT-Agent-Platform/1 (+knowledge base fetcher)"
+FETCH_REFUSAL = "only public addresses can be fetched"
+# The name (and its subdomains) that always means this machine (RFC 6761), whatever a
+# resolver would answer.
+LOOPBACK_NAME = "localhost"
+# The forms of an IPv4 address that resolvers accept besides dotted quads ("2130706433",
+# "0x7f.1", "127.1"): digits, hex digits with 0x, dots.
+_LEGACY_IPV4 = re.compile(r"(?:0[xX][0-9a-fA-F]*|[0-9]+)(?:\.(?:0[xX][0-9a-fA-F]*|[0-9]+)){0,3}")
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -34,6 +46,10 @@ class UnsafeUrlError(AppError):
 class FetchFailedError(AppError):
     status_code = 422
     code = "fetch_failed"
+
+
+class HostNotResolvedError(FetchFailedError):
+    """The name has no address now: possibly a passing DNS failure, unlike a refusal."""
 
 
 class FetchTooLargeError(AppError):
@@ -58,13 +74,30 @@ class FetchedResource:
 
 
 @dataclass(frozen=True)
-class _Target:
-    """A checked hop: the URL to request, rewritten to the vetted address, and the name the
+class CheckedTarget:
+    """A checked URL: the URL to request, rewritten to the vetted address, and the name the
     server expects in Host and in TLS (SNI and certificate checks)."""
 
     pinned_url: httpx.URL
     host_header: str
     tls_hostname: str | None
+
+    def build_request(
+        self,
+        client: httpx.AsyncClient,
+        method: str,
+        *,
+        headers: dict[str, str],
+        content: bytes | None = None,
+    ) -> httpx.Request:
+        """A request to the checked address that the server sees as one to the URL's host."""
+        return client.build_request(
+            method,
+            self.pinned_url,
+            headers={**headers, "Host": self.host_header},
+            content=content,
+            extensions={"sni_hostname": self.tls_hostname} if self.tls_hostname else {},
+        )
 
 
 async def fetch(url: str, limits: FetchLimits) -> FetchedResource:
@@ -91,13 +124,10 @@ async def _follow(url: str, limits: FetchLimits) -> FetchedResource:
     ) as client:
         current = url
         for _ in range(limits.max_redirects + 1):
-            target = await _checked_target(current, limits.allow_private_networks)
-            request = client.build_request(
-                "GET",
-                target.pinned_url,
-                headers={"Host": target.host_header, "User-Agent": USER_AGENT},
-                extensions={"sni_hostname": target.tls_hostname} if target.tls_hostname else {},
+            target = await checked_target(
+                current, allow_private_networks=limits.allow_private_networks
             )
+            request = target.build_request(client, "GET", headers={"User-Agent": USER_AGENT})
             response = await client.send(request, stream=True)
             try:
                 if response.is_redirect:
@@ -113,31 +143,63 @@ async def _follow(url: str, limits: FetchLimits) -> FetchedResource:
     raise FetchFailedError(f"{url} redirects more than {limits.max_redirects} times.")
 
 
-async def _checked_target(url: str, allow_private_networks: bool) -> _Target:
+def check_url(url: str, *, allow_private_networks: bool, refusal: str = FETCH_REFUSAL) -> httpx.URL:
+    """The checks that need no DNS: an http(s) URL with a host that, unless private networks
+    are allowed, is neither a literal non-public address nor a name for this machine.
+
+    `refusal` ends the message of a refused address: why only public ones are allowed.
+    """
     try:
         parsed = httpx.URL(url)
     except httpx.InvalidURL as exc:
         raise UnsafeUrlError(f"{url!r} is not a valid URL.") from exc
     if parsed.scheme not in ALLOWED_SCHEMES:
-        raise UnsafeUrlError(f"Only http and https URLs can be fetched, not {parsed.scheme!r}.")
-    host = parsed.raw_host.decode("ascii")  # IDNA-encoded; IPv6 without brackets
+        raise UnsafeUrlError(f"Only http and https URLs are allowed, not {parsed.scheme!r}.")
+    host = _host(parsed)
     if not host:
         raise UnsafeUrlError(f"{url!r} names no host.")
+    if not allow_private_networks:
+        literal = _as_address(host)
+        if literal is not None and not is_public_address(literal):
+            named = host if host == str(literal) else f"{host} ({literal})"
+            raise UnsafeUrlError(
+                f"refused: {named} is a {describe_address(literal)} address; {refusal}."
+            )
+        name = host.rstrip(".").lower()
+        if name == LOOPBACK_NAME or name.endswith(f".{LOOPBACK_NAME}"):
+            raise UnsafeUrlError(f"refused: {host} is a loopback address; {refusal}.")
+    return parsed
+
+
+async def checked_target(
+    url: str, *, allow_private_networks: bool, refusal: str = FETCH_REFUSAL
+) -> CheckedTarget:
+    """`check_url`, then resolve the host and refuse it when any of its addresses is not
+    public (unless private networks are allowed); the target is pinned to the first address.
+
+    Raises UnsafeUrlError for a refused URL, HostNotResolvedError when the name has no address.
+    """
+    parsed = check_url(url, allow_private_networks=allow_private_networks, refusal=refusal)
+    host = _host(parsed)
     port = parsed.port or (443 if parsed.scheme == "https" else 80)
     addresses = await _resolve(host, port)
     if not allow_private_networks:
         for address in addresses:
             if not is_public_address(address):
                 raise UnsafeUrlError(
-                    f"{host} resolves to {address}, a {describe_address(address)} address; "
-                    "fetching it is not allowed."
+                    f"refused: {host} resolves to {address}, "
+                    f"a {describe_address(address)} address; {refusal}."
                 )
     is_literal = _as_address(host) is not None
-    return _Target(
+    return CheckedTarget(
         pinned_url=parsed.copy_with(host=str(addresses[0])),
         host_header=parsed.netloc.decode("ascii"),
         tls_hostname=None if is_literal else host,
     )
+
+
+def _host(parsed: httpx.URL) -> str:
+    return parsed.raw_host.decode("ascii")  # IDNA-encoded; IPv6 without brackets
 
 
 async def _resolve(host: str, port: int) -> list[IPAddress]:
@@ -147,16 +209,23 @@ async def _resolve(host: str, port: int) -> list[IPAddress]:
     try:
         infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except socket.gaierror as exc:
-        raise FetchFailedError(f"The host {host} could not be resolved.") from exc
+        raise HostNotResolvedError(f"The host {host} could not be resolved.") from exc
     # sockaddr[0] is the address text; an IPv6 one may carry a "%zone" suffix.
     return [ipaddress.ip_address(str(info[4][0]).split("%")[0]) for info in infos]
 
 
 def _as_address(host: str) -> IPAddress | None:
+    """The address a host names literally, in any form a resolver would read as one."""
     try:
         return ipaddress.ip_address(host)
     except ValueError:
-        return None
+        pass
+    if _LEGACY_IPV4.fullmatch(host):
+        try:
+            return ipaddress.IPv4Address(socket.inet_aton(host))
+        except OSError:
+            return None
+    return None
 
 
 def is_public_address(address: IPAddress) -> bool:

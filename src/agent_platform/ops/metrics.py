@@ -58,6 +58,18 @@ WEBHOOKS_RECEIVED = Counter(
     ["source", "result"],
 )
 
+AUTOMATION_RUNS = Counter(
+    "automation_runs_total",
+    "Automation runs finished, by kind (trigger, sequence_step, rule) and status.",
+    ["kind", "status"],
+)
+AUTOMATION_RUN_DURATION = Histogram(
+    "automation_run_duration_seconds",
+    "Time from an automation run's start to its end (waits included), by kind.",
+    ["kind"],
+    buckets=(0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 3600.0, 86400.0),
+)
+
 
 class _Snapshot(Collector):
     """A collector that returns metric families computed just before the scrape."""

@@ -13,6 +13,10 @@ def create_queue_app(database_url: str, settings: Settings) -> procrastinate.App
     # Importing the job modules declares their jobs.
     import agent_platform.agent.follow_up
     import agent_platform.agent.tasks
+    import agent_platform.automation.dispatch
+    import agent_platform.automation.execution
+    import agent_platform.automation.sequences.enrollment
+    import agent_platform.automation.tick
     import agent_platform.crm.kommo.tasks
     import agent_platform.crm.records.tasks
     import agent_platform.queue.maintenance  # noqa: F401

@@ -1,4 +1,5 @@
-"""The worker process: Procrastinate's worker, queue maintenance, and its own /health and /metrics.
+"""The worker process: Procrastinate's worker, queue maintenance, the automation clock (a tick
+job deferred every minute), and its own /health and /metrics.
 
 /health and /metrics are served from a thread, not the event loop, so that a stuck loop is
 reported as 503 instead of a health probe that merely hangs.
@@ -15,6 +16,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import structlog
 
+from agent_platform.automation.tick import run_clock
 from agent_platform.ops.health import database_check, run_check
 from agent_platform.ops.metrics import CONTENT_TYPE, render_metrics
 from agent_platform.queue.maintenance import run_maintenance
@@ -121,6 +123,7 @@ async def run_worker(services: Services, *, health_host: str = "0.0.0.0") -> Non
             ),
             name="queue-maintenance",
         ),
+        asyncio.create_task(run_clock(services), name="automation-clock"),
     ]
     log.info(
         "worker_started",

@@ -2,7 +2,8 @@
 
 Every request goes through call_kommo (a valid token, the account's rate limit, one refresh
 on a 401). Tasks go through crm/records, so they are mirrored in our database and pushed to
-Kommo by a job with an idempotency key, like the tasks the REST API creates.
+Kommo by a job with an idempotency key, like the tasks the REST API creates. Notes are
+deliveries (crm_deliveries) under their caller's key, sent as the agent's note replies are.
 """
 
 from __future__ import annotations
@@ -12,13 +13,18 @@ from collections.abc import Awaitable, Callable, Collection
 from datetime import UTC, datetime
 from typing import TypeVar
 
+from agent_platform.crm import repository as crm
 from agent_platform.crm.kommo.client import KommoClient
+from agent_platform.crm.kommo.delivery.base import SentReply
+from agent_platform.crm.kommo.delivery.notes import NoteSender
 from agent_platform.crm.kommo.errors import KommoNotFound, KommoValidationError
 from agent_platform.crm.kommo.models import CustomField, CustomFieldInput, Lead, LeadUpdate, TagRef
 from agent_platform.crm.kommo.session import call_kommo
+from agent_platform.crm.models import CrmDelivery, DeliveryStatus, ReplyChannel
 from agent_platform.crm.ports import CrmActionError, LeadContext
 from agent_platform.crm.records import service as records
 from agent_platform.crm.records.schemas import TaskIn
+from agent_platform.db.session import transaction
 from agent_platform.services import Services
 
 T = TypeVar("T")
@@ -63,16 +69,26 @@ class KommoPort:
         )
         await records.create_task(self._services, self._organization_id, task)
 
-    async def move_stage(self, lead_id: int, status_id: int) -> None:
+    async def move_stage(
+        self, lead_id: int, status_id: int, pipeline_id: int | None = None
+    ) -> None:
+        """To the stage in `pipeline_id`, or, when None, in the pipeline that has it."""
+
         async def move(kommo: KommoClient) -> None:
             lead = await kommo.leads.get(lead_id)
             # Closing stages exist in every pipeline: the lead's own pipeline is tried first.
             pipelines = sorted(await kommo.pipelines.all(), key=lambda p: p.id != lead.pipeline_id)
             target = next(
-                (p for p in pipelines if any(s.id == status_id for s in p.statuses)), None
+                (
+                    p
+                    for p in pipelines
+                    if pipeline_id in (None, p.id) and any(s.id == status_id for s in p.statuses)
+                ),
+                None,
             )
             if target is None:
-                raise CrmActionError(f"There is no stage with id {status_id}.")
+                where = "" if pipeline_id is None else f" in pipeline {pipeline_id}"
+                raise CrmActionError(f"There is no stage with id {status_id}{where}.")
             await kommo.leads.move(lead_id, status_id, pipeline_id=target.id)
 
         await self._call(move)
@@ -95,6 +111,49 @@ class KommoPort:
             await kommo.leads.update_one(LeadUpdate(id=lead_id, tags=tags))
 
         await self._call(tag_lead)
+
+    async def remove_tag(self, lead_id: int, tag: str) -> None:
+        async def untag_lead(kommo: KommoClient) -> None:
+            lead = await kommo.leads.get(lead_id)
+            kept = [TagRef(id=t.id) for t in lead.tags if t.name.casefold() != tag.casefold()]
+            if len(kept) == len(lead.tags):
+                return
+            # Kommo replaces a lead's tags with those sent; None detaches the last one.
+            await kommo.leads.update_one(LeadUpdate(id=lead_id, tags=kept or None))
+
+        await self._call(untag_lead)
+
+    async def add_note(self, lead_id: int, text: str, *, key: str) -> None:
+        async with transaction(self._services.sessions) as session:
+            delivery = await crm.delivery_by_key(session, key) or await crm.add_delivery(
+                session,
+                CrmDelivery(
+                    organization_id=self._organization_id,
+                    connection_id=self._connection_id,
+                    idempotency_key=key,
+                    kind=ReplyChannel.NOTE.value,
+                    entity_type="leads",
+                    entity_id=lead_id,
+                    payload={"text": text},
+                    status=DeliveryStatus.PENDING.value,
+                ),
+            )
+        if delivery.status == DeliveryStatus.SENT.value:
+            return
+        sent = await self._call(lambda kommo: self._send_note(kommo, delivery))
+        async with transaction(self._services.sessions) as session:
+            await crm.mark_delivery_sent(session, delivery.id, sent.external_id)
+
+    async def _send_note(self, kommo: KommoClient, delivery: CrmDelivery) -> SentReply:
+        sender = NoteSender(kommo)
+        # An earlier attempt may have reached Kommo before its worker died: look first.
+        if delivery.attempts > 0:
+            found = await sender.find_sent(delivery)
+            if found is not None:
+                return found
+        async with transaction(self._services.sessions) as session:
+            await crm.count_delivery_attempt(session, delivery.id)
+        return await sender.send(delivery, may_have_been_sent=delivery.attempts > 0)
 
     async def assign(self, lead_id: int, user_id: int) -> None:
         async def assign_lead(kommo: KommoClient) -> None:
@@ -133,8 +192,11 @@ async def _field_definition(kommo: KommoClient, field: int | str) -> CustomField
 
 
 def _field_input(definition: CustomField, value: str) -> CustomFieldInput:
-    """The value in the shape the field's type takes, or CrmActionError saying what fits."""
+    """The value in the shape the field's type takes, or CrmActionError saying what fits;
+    an empty value clears the field."""
     text = value.strip()
+    if not text:
+        return CustomFieldInput.of(definition.id)
     if definition.type in _CHOICE_TYPES:
         enum_id = definition.enum_id(text)
         if enum_id is None:

@@ -7,9 +7,9 @@ Which events get a job: a customer's message with text is answered (`answer_inco
 unless the connection answers through its Salesbot, whose widget_request is answered instead
 (answering both would answer twice); a task's change is mirrored into `crm_tasks`
 (`mirror_kommo_task`); an outgoing chat message is recorded as a manager's, which pauses the
-agent (`record_manager_message`). Everything else is stored `ignored` for the consumers that
-will come: lead, contact, talk and unsorted changes for the automation engine; unknown events
-are kept as they came.
+agent (`record_manager_message`). Everything else is stored `ignored`; unknown events are kept
+as they came. Besides, lead changes and chat messages go to automation when anything there
+waits for them (automation.dispatch.defer_for_webhook: one query, one job per webhook).
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from agent_platform.agent.tasks import answer_incoming_message, record_manager_message_job
+from agent_platform.automation.dispatch import defer_for_webhook
 from agent_platform.crm import repository
 from agent_platform.crm.kommo.webhooks import (
     EventFamily,
@@ -81,6 +82,14 @@ async def accept_webhook(
             continue
         await defer_in_transaction(session, queue, job, queue_name, inbox_event_id=str(event_id))
         accepted += 1
+    await defer_for_webhook(
+        session,
+        queue,
+        queue_name,
+        organization_id=target.organization_id,
+        connection_id=target.connection_id,
+        events=[(stored[key], event) for key, event in unique.items() if key in stored],
+    )
     receipt = WebhookReceipt(
         accepted=accepted, duplicates=len(webhook.events) - accepted - ignored, ignored=ignored
     )

@@ -1,0 +1,1 @@
+"""The record of every trigger firing, sequence step and rule evaluation."""
