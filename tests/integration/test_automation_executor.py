@@ -158,7 +158,7 @@ async def test_crm_actions_change_the_lead_in_kommo_and_announce_their_echoes(
         ("lead_status_changed", {"to_status_id": OFFER_MADE_STATUS_ID}),
         ("lead_tag_added", {"tag": "hot"}),
         ("lead_tag_added", {"tag": "cold"}),
-        ("lead_field_changed", {"field": str(LEAD_BUDGET_FIELD_ID)}),
+        ("lead_field_changed", {"field_id": LEAD_BUDGET_FIELD_ID}),
         ("lead_responsible_changed", {"to_user_id": MANAGER_USER_ID}),
         ("task_created", {"text": "Call Ann's sofa"}),
     ]

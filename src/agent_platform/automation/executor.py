@@ -179,7 +179,9 @@ async def _change_lead(action: Action, lead: _Lead, context: ActionContext) -> A
             return _succeeded(status_id=status_id, pipeline_id=pipeline_id)
         case SetField(field=field, value=template):
             value = render(template, context.facts)
-            await _expect_echo(context, lead, EventType.LEAD_FIELD_CHANGED, {"field": str(field)})
+            # The field-changed event carries the field's id and its code: match the one named.
+            named = {"field_id": field} if isinstance(field, int) else {"field_code": field}
+            await _expect_echo(context, lead, EventType.LEAD_FIELD_CHANGED, named)
             await port.set_custom_field(lead.id, field, value)
             return _succeeded(field=field, value=value)
         case AddTag(tag=tag):

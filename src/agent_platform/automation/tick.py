@@ -13,8 +13,9 @@ dispatch of the same event do nothing. Happenings older than CATCH_UP are not lo
 worker that was down for a day does not fire a day's worth of old news.
 
 `tick(services, now)` is the whole of it, for a chosen `now` (tests control the clock that
-way); the worker runs it through TICK_JOB, deferred every minute by `run_clock` with a
-queueing lock, so that any number of workers make one tick at a time.
+way). The worker runs it every minute in a loop beside queue maintenance (`run_clock`), not
+as a queue job: a test's `run_queued_jobs` never meets it, and the queue holds only real
+work. A transaction-level advisory lock lets one worker tick at a time; the others skip.
 """
 
 from __future__ import annotations
@@ -27,10 +28,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-import procrastinate.exceptions
 import structlog
 from croniter import croniter  # type: ignore[import-untyped]
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.dialects.postgresql import distinct_on
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -43,11 +43,11 @@ from agent_platform.conversation.models import Conversation, Message
 from agent_platform.crm.models import CrmTask, TaskStatus
 from agent_platform.db.session import transaction
 from agent_platform.organization.models import Organization
-from agent_platform.queue.registry import platform_job
 from agent_platform.services import Services
 
-TICK_JOB = "automation_tick"
 CLOCK_INTERVAL_SECONDS = 60.0
+# The advisory lock of the tick (an arbitrary number, the same in every worker).
+CLOCK_LOCK_ID = 5_120_611_004
 CATCH_UP = timedelta(days=1)
 # The roles whose messages start or end a silence (system and tool messages do neither).
 _SPEAKERS = ("user", "assistant", "manager")
@@ -69,6 +69,8 @@ class _Firing:
 async def tick(services: Services, now: datetime) -> int:
     """Fire what is due at `now` and apply retention; how many dispatches were deferred."""
     async with transaction(services.sessions) as session:
+        if not await session.scalar(select(func.pg_try_advisory_xact_lock(CLOCK_LOCK_ID))):
+            return 0  # another worker is ticking
         triggers = await _clock_triggers(session)
         firings: list[_Firing] = []
         for kind in _SILENT_AFTER:
@@ -98,23 +100,13 @@ async def tick(services: Services, now: datetime) -> int:
     return fired
 
 
-@platform_job(TICK_JOB)
-async def automation_tick(services: Services) -> None:
-    await tick(services, datetime.now(UTC))
-
-
 async def run_clock(services: Services, *, every: float = CLOCK_INTERVAL_SECONDS) -> None:
-    """Forever: defer a tick every `every` seconds, unless one is waiting already."""
-    settings = services.settings
+    """Forever: tick every `every` seconds."""
     while True:
         try:
-            await services.queue.configure_task(
-                name=TICK_JOB, queue=settings.job_queue_name, queueing_lock=TICK_JOB
-            ).defer_async()
-        except procrastinate.exceptions.AlreadyEnqueued:
-            pass
+            await tick(services, datetime.now(UTC))
         except Exception as exc:  # the database may be away for a while; try again later
-            log.warning("automation_clock_failed", error=repr(exc))
+            log.warning("automation_tick_failed", error=repr(exc))
         await asyncio.sleep(every)
 
 

@@ -16,7 +16,6 @@ def create_queue_app(database_url: str, settings: Settings) -> procrastinate.App
     import agent_platform.automation.dispatch
     import agent_platform.automation.execution
     import agent_platform.automation.sequences.enrollment
-    import agent_platform.automation.tick
     import agent_platform.crm.kommo.tasks
     import agent_platform.crm.records.tasks
     import agent_platform.queue.maintenance  # noqa: F401

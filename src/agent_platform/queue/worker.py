@@ -1,5 +1,5 @@
 """The worker process: Procrastinate's worker, queue maintenance, the automation clock (a tick
-job deferred every minute), and its own /health and /metrics.
+every minute: automation.tick), and its own /health and /metrics.
 
 /health and /metrics are served from a thread, not the event loop, so that a stuck loop is
 reported as 503 instead of a health probe that merely hangs.
