@@ -12,10 +12,9 @@ scheduled time to now (what the passing of an hour would do), never by sleeping.
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx
 import pytest
@@ -24,14 +23,13 @@ from sqlalchemy import text
 from agent_platform.crm.sandbox.store import DEMO_LEAD_ID, INITIAL_CONTACT_STATUS_ID
 from agent_platform.db.session import transaction
 from agent_platform.services import Services
-from tests.support.agents import api_key_of
+from tests.support.clients import integrator, sandbox_sending_webhooks
 from tests.support.factories import ConnectedAgent
+from tests.support.processes import eventually_awaited
 from tests.support.worker import running_worker
 
 QUALIFIED_STATUS_ID = 7_000_013
 NEGOTIATION_STATUS_ID = 7_000_014
-POLL_SECONDS = 30.0
-T = TypeVar("T")
 
 
 @pytest.fixture
@@ -39,29 +37,19 @@ async def kommo(
     sandbox: tuple[str, str], api_url: str, connected: ConnectedAgent
 ) -> AsyncIterator[httpx.AsyncClient]:
     """The sandbox, sending lead and message webhooks to the platform's api."""
-    url, token = sandbox
-    async with httpx.AsyncClient(
-        base_url=url, headers={"Authorization": f"Bearer {token}"}
-    ) as http:
-        subscribed = await http.post(
-            "/api/v4/webhooks",
-            json={
-                "destination": f"{api_url}/webhooks/kommo/{connected.webhook_token}",
-                "settings": ["status_lead", "update_lead", "add_message"],
-            },
-        )
-        assert subscribed.status_code == 200, subscribed.text
+    destination = f"{api_url}/webhooks/kommo/{connected.webhook_token}"
+    settings = ["status_lead", "update_lead", "add_message"]
+    async with sandbox_sending_webhooks(sandbox, destination, settings) as kommo:
         # The test reads the sandbox while the platform writes to it: no 7 requests/s limit.
-        await http.post("/sandbox/faults", json={"rate_limit": False})
-        yield http
+        await kommo.post("/sandbox/faults", json={"rate_limit": False})
+        yield kommo
 
 
 @pytest.fixture
 async def api(
     api_url: str, services: Services, connected: ConnectedAgent
 ) -> AsyncIterator[httpx.AsyncClient]:
-    headers = await api_key_of(services, connected.organization_id)
-    async with httpx.AsyncClient(base_url=api_url, headers=headers) as client:
+    async with integrator(services, connected.organization_id, api_url) as client:
         yield client
 
 
@@ -69,17 +57,6 @@ async def api(
 async def worker(services: Services) -> AsyncIterator[None]:
     async with running_worker(services):
         yield
-
-
-async def eventually(probe: Callable[[], Awaitable[T | None]], what: str) -> T:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + POLL_SECONDS
-    while True:
-        found = await probe()
-        if found is not None:
-            return found
-        assert loop.time() < deadline, f"never happened: {what}"
-        await asyncio.sleep(0.1)
 
 
 async def created(api: httpx.AsyncClient, path: str, body: dict[str, Any]) -> dict[str, Any]:
@@ -188,7 +165,7 @@ async def test_a_status_change_enrolls_the_lead_and_its_reply_stops_the_sequence
         jobs = await step_jobs(services)
         return jobs[0] if jobs else None
 
-    job = await eventually(first_step_job, "the lead enrolled and step 1 scheduled")
+    job = await eventually_awaited(first_step_job, "the lead enrolled and step 1 scheduled")
     assert job["status"] == "todo"
     # Scheduled an hour after the enrollment, and nothing posted before its time.
     assert timedelta(minutes=59) < job["scheduled_at"] - moved_at < timedelta(minutes=61)
@@ -201,14 +178,14 @@ async def test_a_status_change_enrolls_the_lead_and_its_reply_stops_the_sequence
     async def first_message() -> str | None:
         return next((n for n in await notes(kommo) if "shall we book a call" in n), None)
 
-    message = await eventually(first_message, "step 1 posted its message")
+    message = await eventually_awaited(first_message, "step 1 posted its message")
     assert message == "Demo lead: shall we book a call?"
 
     async def second_step_job() -> dict[str, Any] | None:
         jobs = await step_jobs(services)
         return jobs[1] if len(jobs) == 2 else None
 
-    pending = await eventually(second_step_job, "step 2 scheduled")
+    pending = await eventually_awaited(second_step_job, "step 2 scheduled")
     assert pending["status"] == "todo"
 
     reply = await kommo.post(
@@ -221,7 +198,7 @@ async def test_a_status_change_enrolls_the_lead_and_its_reply_stops_the_sequence
         found = await enrollment_of(api, sequence["id"])
         return found if found["status"] == "stopped" else None
 
-    ended = await eventually(stopped, "the enrollment stopped by the lead's reply")
+    ended = await eventually_awaited(stopped, "the enrollment stopped by the lead's reply")
     assert ended["stop_reason"] == "the lead replied"
     cancelled = next(j for j in await step_jobs(services) if j["id"] == pending["id"])
     assert cancelled["status"] == "cancelled"
@@ -251,7 +228,7 @@ async def test_a_trigger_does_not_fire_again_on_the_change_its_own_action_made(
         settled = [r for r in found if r["status"] not in ("running", "waiting")]
         return found if len(settled) >= 2 else None
 
-    found = await eventually(two_runs, "the trigger's run and its echo's run")
+    found = await eventually_awaited(two_runs, "the trigger's run and its echo's run")
     assert await lead_status(kommo) == NEGOTIATION_STATUS_ID
     fired = [r for r in found if r["status"] == "succeeded"]
     refused = [r for r in found if r["status"] == "skipped"]

@@ -7,11 +7,10 @@ The agent is created and published through the API with the settings under test.
 
 from __future__ import annotations
 
-import asyncio
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx
 import pytest
@@ -30,14 +29,14 @@ from agent_platform.crm.sandbox.store import (
 from agent_platform.db.session import transaction
 from agent_platform.services import Services
 from tests.support.agents import answer_with, api_key_of, assert_error, created, published
+from tests.support.clients import sandbox_sending_webhooks
 from tests.support.factories import ConnectedAgent, create_connected_agent, message_form
+from tests.support.processes import eventually_awaited
 from tests.support.worker import running_worker
 
 LLM_REPLY = "Our prices start at 100 USD."  # what the conftest's fake LLM answers
-POLL_SECONDS = 30.0
 # A schedule that is never open: every message arrives out of hours.
 CLOSED = {"timezone": "Europe/Berlin", "weekly": {}}
-T = TypeVar("T")
 
 
 @pytest.fixture
@@ -51,19 +50,10 @@ async def kommo(
     sandbox: tuple[str, str], api_url: str, connected: ConnectedAgent
 ) -> AsyncIterator[httpx.AsyncClient]:
     """The sandbox, with the connection's webhook subscribed to chat messages."""
-    url, token = sandbox
-    async with httpx.AsyncClient(
-        base_url=url, headers={"Authorization": f"Bearer {token}"}
-    ) as http:
-        subscribed = await http.post(
-            "/api/v4/webhooks",
-            json={
-                "destination": f"{api_url}/webhooks/kommo/{connected.webhook_token}",
-                "settings": ["add_message", "add_outgoing_message"],
-            },
-        )
-        assert subscribed.status_code == 200, subscribed.text
-        yield http
+    destination = f"{api_url}/webhooks/kommo/{connected.webhook_token}"
+    settings = ["add_message", "add_outgoing_message"]
+    async with sandbox_sending_webhooks(sandbox, destination, settings) as kommo:
+        yield kommo
 
 
 @pytest.fixture
@@ -103,17 +93,6 @@ async def manager_writes(kommo: httpx.AsyncClient, text: str) -> None:
     assert response.status_code == 303, response.text
 
 
-async def eventually(probe: Callable[[], Awaitable[T | None]], what: str) -> T:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + POLL_SECONDS
-    while True:
-        found = await probe()
-        if found is not None:
-            return found
-        assert loop.time() < deadline, f"never happened: {what}"
-        await asyncio.sleep(0.1)
-
-
 async def notes(kommo: httpx.AsyncClient) -> list[str]:
     found = (await kommo.get("/sandbox/notes")).json()["notes"]
     return [note["params"]["text"] for note in found]
@@ -139,7 +118,7 @@ async def settled_inbox(services: Services, count: int) -> list[tuple[str, str, 
         settled = [entry for entry in customer if entry[1] != "pending"]
         return customer if len(customer) == count and len(settled) == count else None
 
-    return await eventually(probe, f"{count} customer messages settled")
+    return await eventually_awaited(probe, f"{count} customer messages settled")
 
 
 async def conversation(services: Services) -> Conversation:
@@ -164,7 +143,7 @@ async def replied(kommo: httpx.AsyncClient, count: int) -> list[str]:
         found = await notes(kommo)
         return found if len(found) >= count else None
 
-    return await eventually(probe, f"{count} replies in Kommo")
+    return await eventually_awaited(probe, f"{count} replies in Kommo")
 
 
 async def test_three_quick_messages_get_one_reply_answering_all_of_them(
@@ -207,7 +186,7 @@ async def test_a_manager_pauses_the_agent_until_resumed(
     await replied(kommo, 1)
 
     await manager_writes(kommo, "Hi, Bob here, I'll help you.")
-    await eventually(
+    await eventually_awaited(
         lambda: _manager_recorded(services), "the manager's message in the conversation"
     )
     await customer_writes(kommo, "Thanks Bob")
@@ -240,7 +219,7 @@ async def test_the_pause_ends_by_itself_once_the_manager_is_quiet_long_enough(
 ) -> None:
     await use_agent(services, api, headers, connected, takeover_pause_minutes=30)
     await manager_writes(kommo, "Hello from the team")
-    await eventually(lambda: _manager_recorded(services), "the manager's message recorded")
+    await eventually_awaited(lambda: _manager_recorded(services), "the manager's message recorded")
     # The manager wrote an hour ago: the 30-minute pause is over.
     async with transaction(services.sessions) as session:
         await session.execute(
@@ -341,7 +320,9 @@ async def test_out_of_hours_the_answer_waits_for_the_next_opening(
 
     await customer_writes(kommo, "Hello?")
 
-    scheduled_at = await eventually(lambda: _scheduled_answer(services), "the answer scheduled")
+    scheduled_at = await eventually_awaited(
+        lambda: _scheduled_answer(services), "the answer scheduled"
+    )
     assert scheduled_at.date() == next_week
     assert await notes(kommo) == []
     async with transaction(services.sessions) as session:
@@ -373,8 +354,10 @@ async def test_a_handoff_keyword_hands_over_to_a_person(
     await use_agent(services, api, headers, connected, handoff=handoff)
 
     await customer_writes(kommo, "I want an operator")
-    lead = await eventually(lambda: _lead_of(kommo, manager), "the manager made responsible")
-    task = await eventually(lambda: _task_on_lead(kommo), "the manager's task in Kommo")
+    lead = await eventually_awaited(
+        lambda: _lead_of(kommo, manager), "the manager made responsible"
+    )
+    task = await eventually_awaited(lambda: _task_on_lead(kommo), "the manager's task in Kommo")
     await customer_writes(kommo, "Hello?")
 
     assert await settled_inbox(services, 2) == [
@@ -454,7 +437,7 @@ async def test_the_echo_of_our_own_reply_is_not_a_manager(
     echo = message_form("echo-1", LLM_REPLY, lead_id=DEMO_LEAD_ID, direction="outgoing")
     received = await api.post(f"/webhooks/kommo/{connected.webhook_token}", data=echo)
     assert received.status_code == 200, received.text
-    await eventually(lambda: _echo_settled(services), "the echo settled")
+    await eventually_awaited(lambda: _echo_settled(services), "the echo settled")
     await customer_writes(kommo, "Still there?")
 
     assert await replied(kommo, 2) == [LLM_REPLY, LLM_REPLY]

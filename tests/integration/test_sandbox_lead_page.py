@@ -19,6 +19,7 @@ import pytest
 from agent_platform.crm.sandbox.chats import CHANNEL_BOT_ID, CHANNEL_SCOPE_ID, CHANNEL_SECRET
 from agent_platform.crm.sandbox.store import DEMO_LEAD_ID
 from agent_platform.services import Services
+from tests.support.clients import sandbox_sending_webhooks
 from tests.support.factories import ConnectedAgent, use_reply_channel
 from tests.support.worker import running_worker
 
@@ -38,19 +39,10 @@ async def kommo(
     sandbox: tuple[str, str], api_url: str, connected: ConnectedAgent
 ) -> AsyncIterator[httpx.AsyncClient]:
     """The sandbox, with the connection's webhook subscribed to chats and notes."""
-    url, token = sandbox
-    async with httpx.AsyncClient(
-        base_url=url, headers={"Authorization": f"Bearer {token}"}
-    ) as http:
-        subscribed = await http.post(
-            "/api/v4/webhooks",
-            json={
-                "destination": f"{api_url}/webhooks/kommo/{connected.webhook_token}",
-                "settings": ["add_talk", "add_message", "add_outgoing_message", "note_lead"],
-            },
-        )
-        assert subscribed.status_code == 200, subscribed.text
-        yield http
+    destination = f"{api_url}/webhooks/kommo/{connected.webhook_token}"
+    settings = ["add_talk", "add_message", "add_outgoing_message", "note_lead"]
+    async with sandbox_sending_webhooks(sandbox, destination, settings) as kommo:
+        yield kommo
 
 
 async def write_as_customer(kommo: httpx.AsyncClient, text: str) -> None:

@@ -14,7 +14,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -78,6 +78,21 @@ async def eventually_async(
     return await asyncio.to_thread(
         eventually, probe, within=within, interval=interval, message=message
     )
+
+
+async def eventually_awaited(
+    probe: Callable[[], Awaitable[T | None]], what: str, *, within: float = 30.0
+) -> T:
+    """Await `probe` until it returns something other than None; return that. For probes
+    that are coroutines on the test's own event loop (an HTTP client, a database session)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    while True:
+        found = await probe()
+        if found is not None:
+            return found
+        assert loop.time() < deadline, f"never happened within {within:g}s: {what}"
+        await asyncio.sleep(0.1)
 
 
 @dataclass

@@ -178,6 +178,16 @@ def test_a_handoff_until_resumed_lasts() -> None:
     )
 
 
+def test_a_pause_given_an_end_lasts_until_then_whatever_the_handoff_settings() -> None:
+    # An automation's "pause the agent for 5 hours", with a handoff pause of 2 hours set.
+    ends = MONDAY_NOON + timedelta(hours=5)
+    paused = replace(HANDED_OFF, paused_until=ends)
+    assert gate("Ну что?", MONDAY_NOON + timedelta(hours=3), paused) == StaySilent(
+        SilenceReason.HANDED_OFF, until=ends
+    )
+    assert gate("Ну что?", ends + timedelta(minutes=1), paused) == Answer(("m1",))
+
+
 def test_an_older_message_stands_down_for_a_newer_one() -> None:
     assert gate("Сколько стоит?", MONDAY_NOON, newer_message=True) == StaySilent(
         SilenceReason.SUPERSEDED

@@ -30,6 +30,7 @@ async def conversation_state(
         lead_stage=lead_stage,
         stopped=conversation.stopped_at is not None,
         handed_off_at=conversation.handed_off_at,
+        paused_until=conversation.agent_paused_until,
         last_manager_message_at=conversation.last_manager_message_at,
         customer_turns=await conversations.count_messages(session, conversation.id, "user"),
         consecutive_errors=conversation.consecutive_errors,

@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from agent_platform.services import Services
-from tests.support.agents import api_key_of
+from tests.support.clients import integrator
 from tests.support.factories import ConnectedAgent
 
 
@@ -18,8 +18,7 @@ async def acme(
     services: Services, connected: ConnectedAgent, api_url: str
 ) -> AsyncIterator[httpx.AsyncClient]:
     """The api, as the connected organization's integrator (its API key on every request)."""
-    headers = await api_key_of(services, connected.organization_id)
-    async with httpx.AsyncClient(base_url=api_url, headers=headers) as client:
+    async with integrator(services, connected.organization_id, api_url) as client:
         yield client
 
 

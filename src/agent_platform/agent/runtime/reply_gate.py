@@ -57,6 +57,9 @@ class ConversationState:
     stopped: bool = False
     handed_off_at: datetime | None = None
     """When the current handoff began; None when not handed off (or since resumed)."""
+    paused_until: datetime | None = None
+    """When the handoff's pause ends, if it was given an end (a timed pause by automation);
+    None: the agent's handoff settings say."""
     last_manager_message_at: datetime | None = None
     customer_turns: int = 0
     """The customer's messages, this one included."""
@@ -121,7 +124,7 @@ def _stopped(
 
 def _paused(rules: ReplyRules, state: ConversationState, now: datetime) -> StaySilent | None:
     if state.handed_off_at is not None:
-        handoff_ends = handoff_pause_end(rules.handoff, state.handed_off_at)
+        handoff_ends = state.paused_until or handoff_pause_end(rules.handoff, state.handed_off_at)
         if handoff_ends is None or now < handoff_ends:
             return StaySilent(SilenceReason.HANDED_OFF, until=handoff_ends)
     takeover_ends = takeover_paused_until(
