@@ -62,7 +62,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--database-url", help="a PostgreSQL server URL; default: embedded")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--startup-timeout", type=float, default=120.0)
-    parser.add_argument("--no-wait-for-quiet", action="store_true")
+    parser.add_argument(
+        "--quiet-wait", type=float, default=120.0, help="seconds to wait for an idle machine"
+    )
     return parser.parse_args(argv)
 
 
@@ -316,8 +318,7 @@ def goals(evaluation: dict[str, Any], latency: dict[str, Any] | None) -> list[di
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     machine = machine_details()
-    if not args.no_wait_for_quiet:
-        wait_for_quiet_machine()
+    quiet = wait_for_quiet_machine(args.quiet_wait) if args.quiet_wait > 0 else None
     evaluation = measure_evaluation(args.rules, args.events, args.seed)
     print(
         f"evaluation: {evaluation['events_per_second']} events/s against {args.rules} rules "
@@ -331,6 +332,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     results = {
         "benchmark": "rules",
         "machine": machine,
+        "machine_load_before": quiet,
         "evaluation": evaluation,
         "event_to_first_action": latency or "not measured (--skip-latency)",
         "goals": goals(evaluation, latency),

@@ -40,19 +40,18 @@ from agent_platform.automation.engine import (
     RuleError,
     evaluate,
     parse_condition,
-    rule_ids,
 )
 from agent_platform.automation.events import MAX_CHAIN_DEPTH, AutomationEvent, EventType
 from agent_platform.automation.facts import ConversationFacts, facts_for
 from agent_platform.automation.lead_facts import read_lead_and_contact
 from agent_platform.automation.models import (
     OPEN_ENROLLMENT_STATUSES,
-    AutomationRule,
     Enrollment,
     RunKind,
     RunStatus,
     Trigger,
 )
+from agent_platform.automation.rules.lookup import rules_for
 from agent_platform.automation.runs.repository import counted_runs_since, record_run
 from agent_platform.automation.sequences.enrollment import stop_on_event
 from agent_platform.conversation.models import Conversation, Message
@@ -357,7 +356,7 @@ async def _dispatch_to(
         return
     try:
         condition = _condition(trigger.conditions, allow_rule_refs=True)
-        rules = await _rules_of(session, organization_id, condition)
+        rules = await rules_for(session, organization_id, condition)
     except RuleError as exc:
         await record(
             RunStatus.FAILED, matched=False, trace=None, error=f"invalid conditions: {exc}"
@@ -429,28 +428,6 @@ async def _cap_reached(
 
 def _condition(tree: dict[str, Any] | None, *, allow_rule_refs: bool) -> Condition | None:
     return None if tree is None else parse_condition(tree, allow_rule_refs=allow_rule_refs)
-
-
-async def _rules_of(
-    session: AsyncSession, organization_id: uuid.UUID, condition: Condition | None
-) -> dict[str, Condition | None]:
-    """The rules `condition` refers to: parsed when enabled, None when disabled (absent when
-    deleted — the engine says so in the trace)."""
-    if condition is None:
-        return {}
-    ids = rule_ids(condition)
-    if not ids:
-        return {}
-    rows = await session.scalars(
-        select(AutomationRule).where(
-            AutomationRule.organization_id == organization_id,
-            AutomationRule.id.in_([uuid.UUID(rule_id) for rule_id in ids]),
-        )
-    )
-    return {
-        str(rule.id): _condition(rule.conditions, allow_rule_refs=False) if rule.enabled else None
-        for rule in rows
-    }
 
 
 # --- queries ---------------------------------------------------------------------------------

@@ -29,6 +29,11 @@ class EventType(StrEnum):
     CALL_ADDED = "call_added"  # data: call_id, direction, duration
     SCHEDULE = "schedule"  # a cron schedule in the organization's time zone; no lead
     MANUAL = "manual"  # started by a person through the API
+    SEQUENCE_STEP = "sequence_step"  # a sequence's step came due: its run's event, no trigger's
+
+
+# What a trigger may wait for: every event but a sequence's own step.
+TRIGGER_EVENTS = frozenset(EventType) - {EventType.SEQUENCE_STEP}
 
 
 # Events that concern no lead: actions that need one cannot be chosen for them.

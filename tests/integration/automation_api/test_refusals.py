@@ -98,6 +98,7 @@ BAD_TRIGGERS: list[tuple[str, dict[str, Any], str]] = [
         "actions[0]",
     ),
     ("unknown event", trigger_body(event={"type": "lead_exploded"}), "event.type"),
+    ("a step is no trigger event", trigger_body(event={"type": "sequence_step"}), "event.type"),
     ("silence without minutes", trigger_body(event={"type": "lead_silent"}), "event.after_minutes"),
     (
         "silence too long",

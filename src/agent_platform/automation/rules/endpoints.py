@@ -85,7 +85,7 @@ async def list_rules(
 @router.get("/{rule_id}", summary="One rule")
 async def get_rule(request: Request, principal: CurrentPrincipal, rule_id: uuid.UUID) -> RuleOut:
     return RuleOut.of(
-        await service.get_rule(_services(request), principal.organization_id, rule_id)
+        await service.RULES.get(_services(request), principal.organization_id, rule_id)
     )
 
 
@@ -111,7 +111,9 @@ async def delete_rule(
 
 @router.post("/{rule_id}/enable", summary="Enable a rule")
 async def enable_rule(request: Request, principal: CurrentPrincipal, rule_id: uuid.UUID) -> RuleOut:
-    rule = await service.set_enabled(_services(request), principal.organization_id, rule_id, True)
+    rule = await service.RULES.set_enabled(
+        _services(request), principal.organization_id, rule_id, True
+    )
     return RuleOut.of(rule)
 
 
@@ -119,7 +121,9 @@ async def enable_rule(request: Request, principal: CurrentPrincipal, rule_id: uu
 async def disable_rule(
     request: Request, principal: CurrentPrincipal, rule_id: uuid.UUID
 ) -> RuleOut:
-    rule = await service.set_enabled(_services(request), principal.organization_id, rule_id, False)
+    rule = await service.RULES.set_enabled(
+        _services(request), principal.organization_id, rule_id, False
+    )
     return RuleOut.of(rule)
 
 

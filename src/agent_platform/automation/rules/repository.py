@@ -10,28 +10,9 @@ from sqlalchemy import String, cast, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from agent_platform.automation.models import AutomationRule, Sequence, Trigger
-from agent_platform.kit.pagination import PageRequest, newest_first
+from agent_platform.automation.resources import newest_rows
+from agent_platform.kit.pagination import PageRequest
 from agent_platform.organization.models import Organization
-
-
-async def add_rule(session: AsyncSession, rule: AutomationRule) -> AutomationRule:
-    session.add(rule)
-    await session.flush()
-    await session.refresh(rule)  # created_at and updated_at come from the database
-    return rule
-
-
-async def rule_of(
-    session: AsyncSession,
-    organization_id: uuid.UUID,
-    rule_id: uuid.UUID,
-    *,
-    for_update: bool = False,
-) -> AutomationRule | None:
-    statement = select(AutomationRule).where(
-        AutomationRule.organization_id == organization_id, AutomationRule.id == rule_id
-    )
-    return await session.scalar(statement.with_for_update() if for_update else statement)
 
 
 async def rules_by_ids(
@@ -51,13 +32,9 @@ async def rules_by_ids(
 async def list_rules(
     session: AsyncSession, organization_id: uuid.UUID, enabled: bool | None, page: PageRequest
 ) -> list[AutomationRule]:
-    statement = select(AutomationRule).where(AutomationRule.organization_id == organization_id)
-    if enabled is not None:
-        statement = statement.where(AutomationRule.enabled == enabled)
-    result = await session.scalars(
-        newest_first(statement, AutomationRule.created_at, AutomationRule.id, page)
+    return await newest_rows(
+        session, AutomationRule, organization_id, page, {AutomationRule.enabled: enabled}
     )
-    return list(result)
 
 
 async def users_of_rule(
@@ -79,11 +56,6 @@ async def users_of_rule(
         )
     )
     return [f"trigger {found}" for found in triggers] + [f"sequence {found}" for found in sequences]
-
-
-async def delete_rule(session: AsyncSession, rule: AutomationRule) -> None:
-    await session.delete(rule)
-    await session.flush()
 
 
 async def organization_timezone(session: AsyncSession, organization_id: uuid.UUID) -> str:

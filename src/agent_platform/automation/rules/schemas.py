@@ -4,13 +4,12 @@ checked by the engine in the service, whose errors name the path of the bad part
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from agent_platform.automation.dry_run import SampleEvent
-from agent_platform.automation.models import AutomationRule
+from agent_platform.automation.resources import EditableOut
 
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 Description = Annotated[str, StringConstraints(max_length=2000)]
@@ -40,26 +39,9 @@ class RulePatch(BaseModel):
     enabled: bool | None = None
 
 
-class RuleOut(BaseModel):
-    id: uuid.UUID
-    name: str
+class RuleOut(EditableOut):
     description: str
     conditions: dict[str, Any]
-    enabled: bool
-    created_at: datetime
-    updated_at: datetime
-
-    @classmethod
-    def of(cls, rule: AutomationRule) -> RuleOut:
-        return cls(
-            id=rule.id,
-            name=rule.name,
-            description=rule.description,
-            conditions=rule.conditions,
-            enabled=rule.enabled,
-            created_at=rule.created_at,
-            updated_at=rule.updated_at,
-        )
 
 
 class RuleDryRunIn(BaseModel):

@@ -17,14 +17,19 @@ from agent_platform.automation.engine import (
     Condition,
     Evaluation,
     Facts,
-    RuleError,
     evaluate,
-    parse_condition,
-    rule_ids,
 )
 from agent_platform.automation.events import EventType
 from agent_platform.automation.models import AutomationRule, RunKind, RunStatus
+from agent_platform.automation.resources import (
+    Resource,
+    RowNotFoundError,
+    apply_sent,
+    delete,
+    saved,
+)
 from agent_platform.automation.rules import repository
+from agent_platform.automation.rules.lookup import rules_for
 from agent_platform.automation.rules.schemas import RuleIn, RulePatch
 from agent_platform.automation.rules.validation import (
     InvalidAutomationError,
@@ -33,16 +38,17 @@ from agent_platform.automation.rules.validation import (
 )
 from agent_platform.automation.runs.repository import record_run
 from agent_platform.db.session import tenant_transaction, transaction
-from agent_platform.kit.errors import ConflictError, NotFoundError
+from agent_platform.kit.errors import ConflictError
 from agent_platform.kit.pagination import PageRequest, RowsPage
 from agent_platform.services import Services
 
 
-class RuleNotFoundError(NotFoundError):
+class RuleNotFoundError(RowNotFoundError):
     code = "rule_not_found"
+    noun = "rule"
 
-    def __init__(self, rule_id: uuid.UUID) -> None:
-        super().__init__(f"No rule {rule_id} in this organization.")
+
+RULES = Resource(AutomationRule, RuleNotFoundError)
 
 
 class RuleInUseError(ConflictError):
@@ -61,7 +67,7 @@ async def create_rule(
 ) -> AutomationRule:
     _rule_condition(body.conditions)
     async with tenant_transaction(services.sessions, organization_id) as session:
-        return await repository.add_rule(
+        return await saved(
             session,
             AutomationRule(
                 organization_id=organization_id,
@@ -71,13 +77,6 @@ async def create_rule(
                 enabled=body.enabled,
             ),
         )
-
-
-async def get_rule(
-    services: Services, organization_id: uuid.UUID, rule_id: uuid.UUID
-) -> AutomationRule:
-    async with tenant_transaction(services.sessions, organization_id) as session:
-        return await _rule(session, organization_id, rule_id)
 
 
 async def list_rules(
@@ -94,39 +93,22 @@ async def update_rule(
     if "conditions" in sent:
         _rule_condition(patch.conditions)
     async with tenant_transaction(services.sessions, organization_id) as session:
-        rule = await _rule(session, organization_id, rule_id, for_update=True)
-        if "conditions" in sent:
-            rule.conditions = patch.conditions
-        for name in ("name", "description", "enabled"):
-            value = getattr(patch, name)
-            if name in sent and value is not None:
-                setattr(rule, name, value)
-        await session.flush()
-        await session.refresh(rule)
-    return rule
-
-
-async def set_enabled(
-    services: Services, organization_id: uuid.UUID, rule_id: uuid.UUID, enabled: bool
-) -> AutomationRule:
-    async with tenant_transaction(services.sessions, organization_id) as session:
-        rule = await _rule(session, organization_id, rule_id, for_update=True)
-        rule.enabled = enabled
-        await session.flush()
-        await session.refresh(rule)
-    return rule
+        rule = await RULES.found(session, organization_id, rule_id, for_update=True)
+        # A tree sent was checked above, so it is not null here.
+        apply_sent(rule, patch, ("name", "description", "conditions", "enabled"))
+        return await saved(session, rule)
 
 
 async def delete_rule(services: Services, organization_id: uuid.UUID, rule_id: uuid.UUID) -> None:
     async with tenant_transaction(services.sessions, organization_id) as session:
-        rule = await _rule(session, organization_id, rule_id, for_update=True)
+        rule = await RULES.found(session, organization_id, rule_id, for_update=True)
         users = await repository.users_of_rule(session, organization_id, rule_id)
         if users:
             raise RuleInUseError(
                 f"The rule is used by {', '.join(users)}: remove it from their conditions first.",
                 details={"used_by": users},
             )
-        await repository.delete_rule(session, rule)
+        await delete(session, rule)
 
 
 async def dry_run_rule(
@@ -134,7 +116,7 @@ async def dry_run_rule(
 ) -> tuple[Evaluation, Facts, uuid.UUID | None]:
     """The rule evaluated on the sample, recorded as a run of kind `rule` (its id returned)."""
     async with transaction(services.sessions) as session:
-        rule = await _rule(session, organization_id, rule_id)
+        rule = await RULES.found(session, organization_id, rule_id)
         zone = await evaluation_zone(session, organization_id)
         event = sample.event(EventType.MANUAL)
         facts = sample.facts(event, zone)
@@ -167,47 +149,5 @@ async def dry_run_conditions(
     return evaluate(condition, facts, rules), facts
 
 
-async def rules_for(
-    session: AsyncSession, organization_id: uuid.UUID, condition: Condition | None
-) -> dict[str, Condition | None]:
-    """The rules the tree refers to, as the engine takes them: a disabled rule is None (it
-    matches nothing); a deleted one is left out."""
-    if condition is None:
-        return {}
-    ids = set()
-    for found in rule_ids(condition):
-        try:
-            ids.add(uuid.UUID(found))
-        except ValueError:
-            continue
-    return {
-        str(rule.id): _stored_condition(rule.conditions) if rule.enabled else None
-        for rule in await repository.rules_by_ids(session, organization_id, ids)
-    }
-
-
 async def evaluation_zone(session: AsyncSession, organization_id: uuid.UUID) -> ZoneInfo:
     return zone_named(await repository.organization_timezone(session, organization_id))
-
-
-def _stored_condition(tree: object) -> Condition | None:
-    """A referenced rule's stored tree for the engine. It was valid when stored; one the engine
-    no longer accepts is taken as disabled (None: matches nothing) rather than failing every
-    evaluation that refers to it."""
-    try:
-        return parse_condition(tree, allow_rule_refs=False)
-    except RuleError:
-        return None
-
-
-async def _rule(
-    session: AsyncSession,
-    organization_id: uuid.UUID,
-    rule_id: uuid.UUID,
-    *,
-    for_update: bool = False,
-) -> AutomationRule:
-    rule = await repository.rule_of(session, organization_id, rule_id, for_update=for_update)
-    if rule is None:
-        raise RuleNotFoundError(rule_id)
-    return rule

@@ -6,11 +6,11 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from agent_platform.automation.models import AutomationRun, RunKind, RunStatus
-from agent_platform.kit.pagination import PageRequest, newest_first
+from agent_platform.automation.resources import newest_rows, row_of
+from agent_platform.kit.pagination import PageRequest
 
 
 @dataclass(frozen=True)
@@ -32,7 +32,6 @@ class RunQuery:
 async def list_runs(
     session: AsyncSession, organization_id: uuid.UUID, query: RunQuery, page: PageRequest
 ) -> list[AutomationRun]:
-    statement = select(AutomationRun).where(AutomationRun.organization_id == organization_id)
     equal_to = {
         AutomationRun.kind: None if query.kind is None else query.kind.value,
         AutomationRun.status: None if query.status is None else query.status.value,
@@ -43,24 +42,15 @@ async def list_runs(
         AutomationRun.lead_id: query.lead_id,
         AutomationRun.matched: query.matched,
     }
-    for column, value in equal_to.items():
-        if value is not None:
-            statement = statement.where(column == value)
+    started = []
     if query.since is not None:
-        statement = statement.where(AutomationRun.created_at >= query.since)
+        started.append(AutomationRun.created_at >= query.since)
     if query.until is not None:
-        statement = statement.where(AutomationRun.created_at < query.until)
-    result = await session.scalars(
-        newest_first(statement, AutomationRun.created_at, AutomationRun.id, page)
-    )
-    return list(result)
+        started.append(AutomationRun.created_at < query.until)
+    return await newest_rows(session, AutomationRun, organization_id, page, equal_to, *started)
 
 
 async def run_of(
     session: AsyncSession, organization_id: uuid.UUID, run_id: uuid.UUID
 ) -> AutomationRun | None:
-    return await session.scalar(
-        select(AutomationRun).where(
-            AutomationRun.organization_id == organization_id, AutomationRun.id == run_id
-        )
-    )
+    return await row_of(session, AutomationRun, organization_id, run_id)

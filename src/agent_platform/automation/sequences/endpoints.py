@@ -69,7 +69,7 @@ async def list_sequences(
 async def get_sequence(
     request: Request, principal: CurrentPrincipal, sequence_id: uuid.UUID
 ) -> SequenceOut:
-    sequence = await service.get_sequence(
+    sequence = await service.SEQUENCES.get(
         _services(request), principal.organization_id, sequence_id
     )
     return SequenceOut.of(sequence)
@@ -104,7 +104,7 @@ async def delete_sequence(
 async def enable_sequence(
     request: Request, principal: CurrentPrincipal, sequence_id: uuid.UUID
 ) -> SequenceOut:
-    sequence = await service.set_enabled(
+    sequence = await service.SEQUENCES.set_enabled(
         _services(request), principal.organization_id, sequence_id, True
     )
     return SequenceOut.of(sequence)
@@ -114,7 +114,7 @@ async def enable_sequence(
 async def disable_sequence(
     request: Request, principal: CurrentPrincipal, sequence_id: uuid.UUID
 ) -> SequenceOut:
-    sequence = await service.set_enabled(
+    sequence = await service.SEQUENCES.set_enabled(
         _services(request), principal.organization_id, sequence_id, False
     )
     return SequenceOut.of(sequence)

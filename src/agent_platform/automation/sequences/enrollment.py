@@ -29,18 +29,15 @@ from agent_platform.agent.runtime.from_settings import reply_rules
 from agent_platform.agent.runtime.working_hours import WorkingHours
 from agent_platform.automation.delays import next_run_at, parse_delay
 from agent_platform.automation.engine import (
-    Condition,
     RuleError,
     evaluate,
     parse_condition,
-    rule_ids,
 )
 from agent_platform.automation.events import AutomationEvent, EventType, Origin
 from agent_platform.automation.facts import facts_for
 from agent_platform.automation.lead_facts import LeadAndContact, read_lead_and_contact
 from agent_platform.automation.models import (
     OPEN_ENROLLMENT_STATUSES,
-    AutomationRule,
     AutomationRun,
     Enrollment,
     EnrollmentStatus,
@@ -48,6 +45,7 @@ from agent_platform.automation.models import (
     RunStatus,
     Sequence,
 )
+from agent_platform.automation.rules.lookup import rules_for
 from agent_platform.automation.runs.repository import record_run
 from agent_platform.automation.sequences.definition import stop_reason
 from agent_platform.crm.models import CrmConnection
@@ -286,7 +284,7 @@ async def _evaluate_step(
     now = datetime.now(UTC)
     definition = enrollment.steps[step]
     event = AutomationEvent(
-        type=EventType.MANUAL,
+        type=EventType.SEQUENCE_STEP,
         occurred_at=now,
         connection_id=enrollment.connection_id,
         lead_id=enrollment.lead_id,
@@ -305,7 +303,7 @@ async def _evaluate_step(
             if definition.get("conditions") is None
             else parse_condition(definition["conditions"])
         )
-        rules = await _rules_for(session, enrollment.organization_id, condition)
+        rules = await rules_for(session, enrollment.organization_id, condition)
         evaluation = evaluate(condition, facts, rules)
         matched, trace = evaluation.matched, evaluation.trace
     except RuleError as exc:
@@ -488,27 +486,6 @@ async def _open_enrollments(
     if sequence_id is not None:
         statement = statement.where(Enrollment.sequence_id == sequence_id)
     return list(await session.scalars(statement))
-
-
-async def _rules_for(
-    session: AsyncSession, organization_id: uuid.UUID, condition: Condition | None
-) -> dict[str, Condition | None]:
-    """The rules `condition` refers to, parsed; a disabled one maps to None."""
-    ids = rule_ids(condition) if condition is not None else frozenset()
-    if not ids:
-        return {}
-    rules = await session.scalars(
-        select(AutomationRule).where(
-            AutomationRule.organization_id == organization_id,
-            AutomationRule.id.in_([uuid.UUID(rule_id) for rule_id in ids]),
-        )
-    )
-    return {
-        str(rule.id): (
-            parse_condition(rule.conditions, allow_rule_refs=False) if rule.enabled else None
-        )
-        for rule in rules
-    }
 
 
 async def _clock_of(

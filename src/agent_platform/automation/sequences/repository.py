@@ -17,27 +17,8 @@ from agent_platform.automation.models import (
     Sequence,
     Trigger,
 )
-from agent_platform.kit.pagination import PageRequest, newest_first
-
-
-async def add_sequence(session: AsyncSession, sequence: Sequence) -> Sequence:
-    session.add(sequence)
-    await session.flush()
-    await session.refresh(sequence)  # created_at and updated_at come from the database
-    return sequence
-
-
-async def sequence_of(
-    session: AsyncSession,
-    organization_id: uuid.UUID,
-    sequence_id: uuid.UUID,
-    *,
-    for_update: bool = False,
-) -> Sequence | None:
-    statement = select(Sequence).where(
-        Sequence.organization_id == organization_id, Sequence.id == sequence_id
-    )
-    return await session.scalar(statement.with_for_update() if for_update else statement)
+from agent_platform.automation.resources import newest_rows
+from agent_platform.kit.pagination import PageRequest
 
 
 async def sequence_ids_in(
@@ -61,13 +42,8 @@ async def list_sequences(
     enabled: bool | None,
     page: PageRequest,
 ) -> list[Sequence]:
-    statement = select(Sequence).where(Sequence.organization_id == organization_id)
-    if agent_id is not None:
-        statement = statement.where(Sequence.agent_id == agent_id)
-    if enabled is not None:
-        statement = statement.where(Sequence.enabled == enabled)
-    result = await session.scalars(newest_first(statement, Sequence.created_at, Sequence.id, page))
-    return list(result)
+    equal_to = {Sequence.agent_id: agent_id, Sequence.enabled: enabled}
+    return await newest_rows(session, Sequence, organization_id, page, equal_to)
 
 
 async def users_of_sequence(
@@ -92,11 +68,6 @@ async def users_of_sequence(
     return [f"trigger {found}" for found in triggers] + [f"sequence {found}" for found in sequences]
 
 
-async def delete_sequence(session: AsyncSession, sequence: Sequence) -> None:
-    await session.delete(sequence)
-    await session.flush()
-
-
 async def open_enrollments_of(
     session: AsyncSession, organization_id: uuid.UUID, sequence_id: uuid.UUID
 ) -> list[Enrollment]:
@@ -119,12 +90,7 @@ async def list_enrollments(
     status: EnrollmentStatus | None,
     page: PageRequest,
 ) -> list[Enrollment]:
-    statement = select(Enrollment).where(
-        Enrollment.organization_id == organization_id, Enrollment.sequence_id == sequence_id
+    equal_to = {Enrollment.status: None if status is None else status.value}
+    return await newest_rows(
+        session, Enrollment, organization_id, page, equal_to, Enrollment.sequence_id == sequence_id
     )
-    if status is not None:
-        statement = statement.where(Enrollment.status == status.value)
-    result = await session.scalars(
-        newest_first(statement, Enrollment.created_at, Enrollment.id, page)
-    )
-    return list(result)

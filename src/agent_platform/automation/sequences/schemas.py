@@ -10,7 +10,8 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
 from agent_platform.automation.dry_run import MAX_BIGINT, SampleEvent
-from agent_platform.automation.models import Enrollment, Sequence
+from agent_platform.automation.models import Enrollment
+from agent_platform.automation.resources import EditableOut
 from agent_platform.automation.rules.schemas import Name
 
 STEPS_DESCRIPTION = (
@@ -45,30 +46,11 @@ class SequencePatch(BaseModel):
     stop_on: Any = Field(default=None, description=STOP_ON_DESCRIPTION)
 
 
-class SequenceOut(BaseModel):
-    id: uuid.UUID
-    name: str
+class SequenceOut(EditableOut):
     agent_id: uuid.UUID | None
-    enabled: bool
     steps: list[dict[str, Any]]
     stop_on: dict[str, Any]
     version: int
-    created_at: datetime
-    updated_at: datetime
-
-    @classmethod
-    def of(cls, sequence: Sequence) -> SequenceOut:
-        return cls(
-            id=sequence.id,
-            name=sequence.name,
-            agent_id=sequence.agent_id,
-            enabled=sequence.enabled,
-            steps=sequence.steps,
-            stop_on=sequence.stop_on,
-            version=sequence.version,
-            created_at=sequence.created_at,
-            updated_at=sequence.updated_at,
-        )
 
 
 class SequenceDryRunIn(BaseModel):

@@ -19,7 +19,15 @@ from agent_platform.automation.dry_run import SampleEvent, rendered_action
 from agent_platform.automation.engine import Evaluation, Facts, RuleError, evaluate
 from agent_platform.automation.events import EventType, Origin
 from agent_platform.automation.models import Enrollment, EnrollmentStatus, Sequence
-from agent_platform.automation.rules.service import evaluation_zone, rules_for
+from agent_platform.automation.resources import (
+    Resource,
+    RowNotFoundError,
+    apply_sent,
+    delete,
+    saved,
+)
+from agent_platform.automation.rules.lookup import rules_for
+from agent_platform.automation.rules.service import evaluation_zone
 from agent_platform.automation.rules.validation import (
     InvalidAutomationError,
     check_connection,
@@ -40,7 +48,7 @@ from agent_platform.automation.sequences.enrollment import (
 from agent_platform.automation.sequences.schemas import EnrollmentIn, SequenceIn, SequencePatch
 from agent_platform.automation.triggers.repository import agent_exists
 from agent_platform.db.session import tenant_transaction, transaction
-from agent_platform.kit.errors import ConflictError, NotFoundError
+from agent_platform.kit.errors import ConflictError
 from agent_platform.kit.pagination import PageRequest, RowsPage
 from agent_platform.services import Services
 
@@ -48,18 +56,17 @@ STOPPED_BY_API = "stopped by API"
 STOPPED_BY_DELETION = "the sequence was deleted"
 
 
-class SequenceNotFoundError(NotFoundError):
+class SequenceNotFoundError(RowNotFoundError):
     code = "sequence_not_found"
-
-    def __init__(self, sequence_id: uuid.UUID) -> None:
-        super().__init__(f"No sequence {sequence_id} in this organization.")
+    noun = "sequence"
 
 
-class EnrollmentNotFoundError(NotFoundError):
+SEQUENCES = Resource(Sequence, SequenceNotFoundError)
+
+
+class EnrollmentNotFoundError(RowNotFoundError):
     code = "enrollment_not_found"
-
-    def __init__(self, enrollment_id: uuid.UUID) -> None:
-        super().__init__(f"No enrollment {enrollment_id} in this organization.")
+    noun = "enrollment"
 
 
 class SequenceDisabledError(ConflictError):
@@ -123,7 +130,7 @@ async def create_sequence(
             stop_on=body.stop_on,
             agent_id=body.agent_id,
         )
-        return await repository.add_sequence(
+        return await saved(
             session,
             Sequence(
                 organization_id=organization_id,
@@ -135,13 +142,6 @@ async def create_sequence(
                 version=1,
             ),
         )
-
-
-async def get_sequence(
-    services: Services, organization_id: uuid.UUID, sequence_id: uuid.UUID
-) -> Sequence:
-    async with tenant_transaction(services.sessions, organization_id) as session:
-        return await _sequence(session, organization_id, sequence_id)
 
 
 async def list_sequences(
@@ -162,7 +162,7 @@ async def update_sequence(
 ) -> Sequence:
     sent = patch.model_fields_set
     async with tenant_transaction(services.sessions, organization_id) as session:
-        sequence = await _sequence(session, organization_id, sequence_id, for_update=True)
+        sequence = await SEQUENCES.found(session, organization_id, sequence_id, for_update=True)
         definition = await _validated(
             session,
             services,
@@ -175,27 +175,8 @@ async def update_sequence(
             sequence.steps = definition.steps
             sequence.stop_on = definition.stop_on
             sequence.version += 1
-        if "agent_id" in sent:
-            sequence.agent_id = patch.agent_id
-        if "name" in sent and patch.name is not None:
-            sequence.name = patch.name
-        if "enabled" in sent and patch.enabled is not None:
-            sequence.enabled = patch.enabled
-        await session.flush()
-        await session.refresh(sequence)
-    return sequence
-
-
-async def set_enabled(
-    services: Services, organization_id: uuid.UUID, sequence_id: uuid.UUID, enabled: bool
-) -> Sequence:
-    """A disabled sequence enrolls no one; enrollments under way walk on."""
-    async with tenant_transaction(services.sessions, organization_id) as session:
-        sequence = await _sequence(session, organization_id, sequence_id, for_update=True)
-        sequence.enabled = enabled
-        await session.flush()
-        await session.refresh(sequence)
-    return sequence
+        apply_sent(sequence, patch, ("name", "enabled"), nullable=("agent_id",))
+        return await saved(session, sequence)
 
 
 async def delete_sequence(
@@ -203,7 +184,7 @@ async def delete_sequence(
 ) -> None:
     # Not the tenant role: stopping cancels queue jobs, which are no organization's rows.
     async with transaction(services.sessions) as session:
-        sequence = await _sequence(session, organization_id, sequence_id, for_update=True)
+        sequence = await SEQUENCES.found(session, organization_id, sequence_id, for_update=True)
         users = await repository.users_of_sequence(session, organization_id, sequence_id)
         if users:
             raise SequenceInUseError(
@@ -214,7 +195,7 @@ async def delete_sequence(
             session, organization_id, sequence_id
         ):
             await stop_enrollment(session, enrollment, STOPPED_BY_DELETION)
-        await repository.delete_sequence(session, sequence)
+        await delete(session, sequence)
 
 
 @dataclass(frozen=True)
@@ -231,7 +212,7 @@ async def dry_run_sequence(
     """Each step's conditions on the sample, and its actions as they would be performed;
     nothing is done and nothing recorded."""
     async with tenant_transaction(services.sessions, organization_id) as session:
-        sequence = await _sequence(session, organization_id, sequence_id)
+        sequence = await SEQUENCES.found(session, organization_id, sequence_id)
         conditions = [
             parsed_condition(
                 step.get("conditions"), allow_rule_refs=True, path=f"steps[{index}].conditions"
@@ -267,7 +248,7 @@ async def list_enrollments(
     page: PageRequest,
 ) -> RowsPage[Enrollment]:
     async with tenant_transaction(services.sessions, organization_id) as session:
-        await _sequence(session, organization_id, sequence_id)
+        await SEQUENCES.found(session, organization_id, sequence_id)
         return page.cut(
             await repository.list_enrollments(session, organization_id, sequence_id, status, page)
         )
@@ -278,7 +259,7 @@ async def enroll_lead(
 ) -> Enrollment:
     # Not the tenant role: enrolling defers the first step's job.
     async with transaction(services.sessions) as session:
-        sequence = await _sequence(session, organization_id, sequence_id)
+        sequence = await SEQUENCES.found(session, organization_id, sequence_id)
         if not sequence.enabled:
             raise SequenceDisabledError("The sequence is disabled: enable it to enroll leads.")
         await check_connection(session, organization_id, body.connection_id)
@@ -338,18 +319,3 @@ async def _enrollment(
     if enrollment is None:
         raise EnrollmentNotFoundError(enrollment_id)
     return enrollment
-
-
-async def _sequence(
-    session: AsyncSession,
-    organization_id: uuid.UUID,
-    sequence_id: uuid.UUID,
-    *,
-    for_update: bool = False,
-) -> Sequence:
-    sequence = await repository.sequence_of(
-        session, organization_id, sequence_id, for_update=for_update
-    )
-    if sequence is None:
-        raise SequenceNotFoundError(sequence_id)
-    return sequence

@@ -68,7 +68,7 @@ async def list_triggers(
 async def get_trigger(
     request: Request, principal: CurrentPrincipal, trigger_id: uuid.UUID
 ) -> TriggerOut:
-    trigger = await service.get_trigger(_services(request), principal.organization_id, trigger_id)
+    trigger = await service.TRIGGERS.get(_services(request), principal.organization_id, trigger_id)
     return TriggerOut.of(trigger)
 
 
@@ -94,7 +94,7 @@ async def delete_trigger(
 async def enable_trigger(
     request: Request, principal: CurrentPrincipal, trigger_id: uuid.UUID
 ) -> TriggerOut:
-    trigger = await service.set_enabled(
+    trigger = await service.TRIGGERS.set_enabled(
         _services(request), principal.organization_id, trigger_id, True
     )
     return TriggerOut.of(trigger)
@@ -104,7 +104,7 @@ async def enable_trigger(
 async def disable_trigger(
     request: Request, principal: CurrentPrincipal, trigger_id: uuid.UUID
 ) -> TriggerOut:
-    trigger = await service.set_enabled(
+    trigger = await service.TRIGGERS.set_enabled(
         _services(request), principal.organization_id, trigger_id, False
     )
     return TriggerOut.of(trigger)

@@ -4,13 +4,12 @@ JSON here and checked in the service (engine, actions), whose errors name the ba
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
 from agent_platform.automation.dry_run import MAX_BIGINT, SampleEvent
-from agent_platform.automation.models import Trigger
+from agent_platform.automation.resources import EditableOut
 from agent_platform.automation.rules.schemas import CONDITIONS_DESCRIPTION, DryRunOut, Name
 
 EVENT_DESCRIPTION = (
@@ -53,36 +52,14 @@ class TriggerPatch(BaseModel):
     max_runs_per_lead_per_day: RunCap | None = None
 
 
-class TriggerOut(BaseModel):
-    id: uuid.UUID
-    name: str
+class TriggerOut(EditableOut):
     agent_id: uuid.UUID | None
     event: dict[str, Any]
     event_type: str
     conditions: dict[str, Any] | None
     actions: list[dict[str, Any]]
     priority: int
-    enabled: bool
     max_runs_per_lead_per_day: int | None
-    created_at: datetime
-    updated_at: datetime
-
-    @classmethod
-    def of(cls, trigger: Trigger) -> TriggerOut:
-        return cls(
-            id=trigger.id,
-            name=trigger.name,
-            agent_id=trigger.agent_id,
-            event=trigger.event,
-            event_type=trigger.event_type,
-            conditions=trigger.conditions,
-            actions=trigger.actions,
-            priority=trigger.priority,
-            enabled=trigger.enabled,
-            max_runs_per_lead_per_day=trigger.max_runs_per_lead_per_day,
-            created_at=trigger.created_at,
-            updated_at=trigger.updated_at,
-        )
 
 
 class TriggerDryRunIn(BaseModel):

@@ -18,10 +18,18 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from agent_platform.automation.dispatch import defer_dispatch
 from agent_platform.automation.dry_run import SampleEvent, rendered_action
 from agent_platform.automation.engine import Evaluation, Facts, evaluate
-from agent_platform.automation.events import AutomationEvent, EventType
+from agent_platform.automation.events import TRIGGER_EVENTS, AutomationEvent, EventType
 from agent_platform.automation.models import Trigger
 from agent_platform.automation.outbound_webhook import signing_secret
-from agent_platform.automation.rules.service import evaluation_zone, rules_for
+from agent_platform.automation.resources import (
+    Resource,
+    RowNotFoundError,
+    apply_sent,
+    delete,
+    saved,
+)
+from agent_platform.automation.rules.lookup import rules_for
+from agent_platform.automation.rules.service import evaluation_zone
 from agent_platform.automation.rules.validation import (
     InvalidAutomationError,
     check_connection,
@@ -35,7 +43,7 @@ from agent_platform.automation.triggers import repository
 from agent_platform.automation.triggers.repository import TriggerQuery
 from agent_platform.automation.triggers.schemas import ManualRunIn, TriggerIn, TriggerPatch
 from agent_platform.db.session import tenant_transaction, transaction
-from agent_platform.kit.errors import ConflictError, NotFoundError
+from agent_platform.kit.errors import ConflictError
 from agent_platform.kit.pagination import PageRequest, RowsPage
 from agent_platform.services import Services
 
@@ -44,11 +52,12 @@ MAX_SILENCE_MINUTES = 43_200
 MAX_CRON_LENGTH = 100
 
 
-class TriggerNotFoundError(NotFoundError):
+class TriggerNotFoundError(RowNotFoundError):
     code = "trigger_not_found"
+    noun = "trigger"
 
-    def __init__(self, trigger_id: uuid.UUID) -> None:
-        super().__init__(f"No trigger {trigger_id} in this organization.")
+
+TRIGGERS = Resource(Trigger, TriggerNotFoundError)
 
 
 class TriggerDisabledError(ConflictError):
@@ -74,11 +83,10 @@ def parse_trigger_event(raw: object) -> dict[str, Any]:
     check_storable(raw, "event")
     if not isinstance(raw, dict):
         raise InvalidAutomationError("event", 'must be an object such as {"type": "lead_created"}')
-    try:
-        event_type = EventType(str(raw.get("type")))
-    except ValueError as exc:
-        known = ", ".join(sorted(EventType))
-        raise InvalidAutomationError("event.type", f"must be one of {known}") from exc
+    event_type = next((kind for kind in TRIGGER_EVENTS if kind.value == raw.get("type")), None)
+    if event_type is None:
+        known = ", ".join(sorted(TRIGGER_EVENTS))
+        raise InvalidAutomationError("event.type", f"must be one of {known}")
     allowed = {"type"}
     event: dict[str, Any] = {"type": event_type.value}
     if event_type in SILENCE_EVENTS:
@@ -163,7 +171,7 @@ async def create_trigger(
             actions=body.actions,
             agent_id=body.agent_id,
         )
-        return await repository.add_trigger(
+        return await saved(
             session,
             Trigger(
                 organization_id=organization_id,
@@ -180,13 +188,6 @@ async def create_trigger(
         )
 
 
-async def get_trigger(
-    services: Services, organization_id: uuid.UUID, trigger_id: uuid.UUID
-) -> Trigger:
-    async with tenant_transaction(services.sessions, organization_id) as session:
-        return await _trigger(session, organization_id, trigger_id)
-
-
 async def list_triggers(
     services: Services, organization_id: uuid.UUID, query: TriggerQuery, page: PageRequest
 ) -> RowsPage[Trigger]:
@@ -199,7 +200,7 @@ async def update_trigger(
 ) -> Trigger:
     sent = patch.model_fields_set
     async with tenant_transaction(services.sessions, organization_id) as session:
-        trigger = await _trigger(session, organization_id, trigger_id, for_update=True)
+        trigger = await TRIGGERS.found(session, organization_id, trigger_id, for_update=True)
         definition = await _validated(
             session,
             services,
@@ -213,36 +214,21 @@ async def update_trigger(
         trigger.event_type = definition.event_type.value
         trigger.conditions = definition.conditions
         trigger.actions = definition.actions
-        if "agent_id" in sent:
-            trigger.agent_id = patch.agent_id
-        if "max_runs_per_lead_per_day" in sent:
-            trigger.max_runs_per_lead_per_day = patch.max_runs_per_lead_per_day
-        for name in ("name", "priority", "enabled"):
-            value = getattr(patch, name)
-            if name in sent and value is not None:
-                setattr(trigger, name, value)
-        await session.flush()
-        await session.refresh(trigger)
-    return trigger
-
-
-async def set_enabled(
-    services: Services, organization_id: uuid.UUID, trigger_id: uuid.UUID, enabled: bool
-) -> Trigger:
-    async with tenant_transaction(services.sessions, organization_id) as session:
-        trigger = await _trigger(session, organization_id, trigger_id, for_update=True)
-        trigger.enabled = enabled
-        await session.flush()
-        await session.refresh(trigger)
-    return trigger
+        apply_sent(
+            trigger,
+            patch,
+            ("name", "priority", "enabled"),
+            nullable=("agent_id", "max_runs_per_lead_per_day"),
+        )
+        return await saved(session, trigger)
 
 
 async def delete_trigger(
     services: Services, organization_id: uuid.UUID, trigger_id: uuid.UUID
 ) -> None:
     async with tenant_transaction(services.sessions, organization_id) as session:
-        trigger = await _trigger(session, organization_id, trigger_id, for_update=True)
-        await repository.delete_trigger(session, trigger)
+        trigger = await TRIGGERS.found(session, organization_id, trigger_id, for_update=True)
+        await delete(session, trigger)
 
 
 @dataclass(frozen=True)
@@ -258,7 +244,7 @@ async def dry_run_trigger(
     """The trigger's conditions on the sample, and its actions as they would be performed;
     nothing is done and nothing recorded."""
     async with tenant_transaction(services.sessions, organization_id) as session:
-        trigger = await _trigger(session, organization_id, trigger_id)
+        trigger = await TRIGGERS.found(session, organization_id, trigger_id)
         condition = parsed_condition(trigger.conditions, allow_rule_refs=True)
         rules = await rules_for(session, organization_id, condition)
         zone = await evaluation_zone(session, organization_id)
@@ -279,7 +265,7 @@ async def run_manually(
     """Defer the dispatch of a `manual` event for this trigger only: the job's id."""
     # Not the tenant role: deferring writes the queue's tables, which are no organization's.
     async with transaction(services.sessions) as session:
-        trigger = await _trigger(session, organization_id, trigger_id)
+        trigger = await TRIGGERS.found(session, organization_id, trigger_id)
         if not trigger.enabled:
             raise TriggerDisabledError("The trigger is disabled: enable it to run it.")
         if trigger.event_type != EventType.MANUAL.value:
@@ -305,18 +291,3 @@ def webhook_secret(services: Services, organization_id: uuid.UUID) -> str:
     secret_key = services.settings.secret_key
     assert secret_key is not None, "ensure_secrets() provides it"
     return signing_secret(secret_key.get_secret_value(), organization_id)
-
-
-async def _trigger(
-    session: AsyncSession,
-    organization_id: uuid.UUID,
-    trigger_id: uuid.UUID,
-    *,
-    for_update: bool = False,
-) -> Trigger:
-    trigger = await repository.trigger_of(
-        session, organization_id, trigger_id, for_update=for_update
-    )
-    if trigger is None:
-        raise TriggerNotFoundError(trigger_id)
-    return trigger
