@@ -22,7 +22,7 @@ import hashlib
 import uuid
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -31,10 +31,14 @@ import structlog
 from sqlalchemy import exists, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from agent_platform.agent.published import published_agent
-from agent_platform.agent.runtime.from_settings import working_hours
+from agent_platform.agent.runtime.daily_cap import day_start
 from agent_platform.agent.runtime.working_hours import WorkingHours
 from agent_platform.automation import echoes, execution, kommo_events, snapshots
+from agent_platform.automation.clock import (
+    agent_working_hours,
+    connection_agent_id,
+    organization_zone,
+)
 from agent_platform.automation.engine import (
     Condition,
     RuleError,
@@ -55,7 +59,6 @@ from agent_platform.automation.rules.lookup import rules_for
 from agent_platform.automation.runs.repository import counted_runs_since, record_run
 from agent_platform.automation.sequences.enrollment import stop_on_event
 from agent_platform.conversation.models import Conversation, Message
-from agent_platform.crm import repository as crm
 from agent_platform.crm.kommo.webhooks import (
     CustomField,
     CustomFieldValue,
@@ -65,7 +68,6 @@ from agent_platform.crm.kommo.webhooks import (
 )
 from agent_platform.crm.models import CrmCall, CrmTask, InboxEvent
 from agent_platform.db.session import transaction
-from agent_platform.organization.models import Organization
 from agent_platform.queue.registry import defer_in_transaction, platform_job
 from agent_platform.services import Services
 
@@ -400,11 +402,6 @@ def run_dedupe_key(trigger_id: uuid.UUID, event: AutomationEvent) -> str:
     return f"{trigger_id}:sha256:{hashlib.sha256(event.key.encode()).hexdigest()}"
 
 
-def start_of_day(now: datetime, zone: ZoneInfo) -> datetime:
-    local = now.astimezone(zone)
-    return datetime.combine(local.date(), time(), tzinfo=zone).astimezone(UTC)
-
-
 async def _cap_reached(
     session: AsyncSession,
     organization_id: uuid.UUID,
@@ -421,7 +418,7 @@ async def _cap_reached(
         trigger_id=trigger.id,
         connection_id=event.connection_id,
         lead_id=event.lead_id,
-        since=start_of_day(datetime.now(UTC), zone),
+        since=day_start(datetime.now(UTC), zone),
     )
     return done >= cap
 
@@ -480,26 +477,19 @@ async def _triggers_for(
     )
     if event.connection_id is None or all(trigger.agent_id is None for trigger in triggers):
         return triggers
-    connection = await crm.get_connection(session, event.connection_id)
-    agent_id = None if connection is None else connection.agent_id
+    agent_id = await connection_agent_id(session, organization_id, event.connection_id)
     return [t for t in triggers if t.agent_id is None or t.agent_id == agent_id]
 
 
 async def _evaluation_context(
     services: Services, session: AsyncSession, organization_id: uuid.UUID, event: AutomationEvent
 ) -> _EvaluationContext:
-    zone_name = await session.scalar(
-        select(Organization.timezone).where(Organization.id == organization_id)
-    )
-    zone = ZoneInfo(zone_name or "UTC")
+    zone = await organization_zone(session, organization_id)
     hours = None
     conversation = None
     if event.connection_id is not None:
-        connection = await crm.get_connection(session, event.connection_id)
-        if connection is not None and connection.agent_id is not None:
-            agent = await published_agent(services, session, connection.agent_id)
-            if agent is not None and agent.working_hours is not None:
-                hours = working_hours(agent.working_hours)
+        agent_id = await connection_agent_id(session, organization_id, event.connection_id)
+        hours = await agent_working_hours(services, session, agent_id)
         if event.lead_id is not None:
             conversation = await _conversation_facts(
                 session, organization_id, event.connection_id, event.lead_id, event.occurred_at

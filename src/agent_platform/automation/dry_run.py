@@ -114,14 +114,6 @@ class SampleEvent(BaseModel):
         return facts_for(event, zone=zone, now=event.occurred_at, conversation=conversation)
 
 
-def zone_named(name: str) -> ZoneInfo:
-    """The organization's zone; UTC when its name is not one this machine knows."""
-    try:
-        return ZoneInfo(name)
-    except (ValueError, OSError, LookupError):
-        return ZoneInfo("UTC")
-
-
 # The fields of each action type that are templates, rendered with the event's facts.
 TEMPLATE_FIELDS: dict[str, tuple[str, ...]] = {
     "send_message": ("text",),

@@ -12,15 +12,14 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import structlog
 from pydantic import TypeAdapter
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from agent_platform.automation import executor
 from agent_platform.automation.actions import Action
+from agent_platform.automation.clock import organization_zone
 from agent_platform.automation.events import AutomationEvent
 from agent_platform.automation.facts import facts_for
 from agent_platform.automation.models import AutomationRun, RunStatus
@@ -31,7 +30,6 @@ from agent_platform.automation.runs.repository import (
     wait_run,
 )
 from agent_platform.db.session import transaction
-from agent_platform.organization.models import Organization
 from agent_platform.queue.registry import defer_in_transaction, platform_job
 from agent_platform.services import Services
 
@@ -86,7 +84,7 @@ async def execute_run(
         start = run.next_action
         event = AutomationEvent.from_json(run.event)
         origin = event.origin if run.trigger_id is None else event.origin.after(run.trigger_id)
-        zone = ZoneInfo(await _timezone(session, organization_id))
+        zone = await organization_zone(session, organization_id)
     structlog.contextvars.bind_contextvars(
         organization_id=str(organization_id), lead_id=event.lead_id, run_id=str(run_id)
     )
@@ -162,10 +160,3 @@ async def _locked_run(
 ) -> AutomationRun | None:
     run = await get_run(session, run_id, for_update=True)
     return run if run is not None and run.organization_id == organization_id else None
-
-
-async def _timezone(session: AsyncSession, organization_id: uuid.UUID) -> str:
-    zone = await session.scalar(
-        select(Organization.timezone).where(Organization.id == organization_id)
-    )
-    return zone or "UTC"

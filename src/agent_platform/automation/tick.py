@@ -26,7 +26,6 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from zoneinfo import ZoneInfo
 
 import structlog
 from croniter import croniter  # type: ignore[import-untyped]
@@ -34,6 +33,7 @@ from sqlalchemy import func, select
 from sqlalchemy.dialects.postgresql import distinct_on
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from agent_platform.automation.clock import zone_named
 from agent_platform.automation.dispatch import defer_dispatch, run_dedupe_key
 from agent_platform.automation.echoes import delete_expired_echoes
 from agent_platform.automation.events import AutomationEvent, EventType
@@ -241,7 +241,7 @@ async def _schedules(
         cron = trigger.event.get("cron")
         if not isinstance(cron, str):
             continue
-        minute = now.astimezone(ZoneInfo(zones.get(trigger.organization_id) or "UTC")).replace(
+        minute = now.astimezone(zone_named(zones.get(trigger.organization_id))).replace(
             second=0, microsecond=0
         )
         if not croniter.match(cron, minute):

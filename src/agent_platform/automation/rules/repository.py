@@ -12,7 +12,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from agent_platform.automation.models import AutomationRule, Sequence, Trigger
 from agent_platform.automation.resources import newest_rows
 from agent_platform.kit.pagination import PageRequest
-from agent_platform.organization.models import Organization
 
 
 async def rules_by_ids(
@@ -56,10 +55,3 @@ async def users_of_rule(
         )
     )
     return [f"trigger {found}" for found in triggers] + [f"sequence {found}" for found in sequences]
-
-
-async def organization_timezone(session: AsyncSession, organization_id: uuid.UUID) -> str:
-    zone = await session.scalar(
-        select(Organization.timezone).where(Organization.id == organization_id)
-    )
-    return zone or "UTC"

@@ -8,11 +8,9 @@ sequence refers to is refused: their conditions would silently stop matching.
 from __future__ import annotations
 
 import uuid
-from zoneinfo import ZoneInfo
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
-from agent_platform.automation.dry_run import SampleEvent, zone_named
+from agent_platform.automation.clock import organization_zone
+from agent_platform.automation.dry_run import SampleEvent
 from agent_platform.automation.engine import (
     Condition,
     Evaluation,
@@ -117,7 +115,7 @@ async def dry_run_rule(
     """The rule evaluated on the sample, recorded as a run of kind `rule` (its id returned)."""
     async with transaction(services.sessions) as session:
         rule = await RULES.found(session, organization_id, rule_id)
-        zone = await evaluation_zone(session, organization_id)
+        zone = await organization_zone(session, organization_id)
         event = sample.event(EventType.MANUAL)
         facts = sample.facts(event, zone)
         evaluation = evaluate(_rule_condition(rule.conditions), facts)
@@ -143,11 +141,7 @@ async def dry_run_conditions(
     async with tenant_transaction(services.sessions, organization_id) as session:
         await check_rules_exist(session, organization_id, condition, "conditions")
         rules = await rules_for(session, organization_id, condition)
-        zone = await evaluation_zone(session, organization_id)
+        zone = await organization_zone(session, organization_id)
     event = sample.event(EventType.MANUAL)
     facts = sample.facts(event, zone)
     return evaluate(condition, facts, rules), facts
-
-
-async def evaluation_zone(session: AsyncSession, organization_id: uuid.UUID) -> ZoneInfo:
-    return zone_named(await repository.organization_timezone(session, organization_id))

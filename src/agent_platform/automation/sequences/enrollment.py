@@ -24,9 +24,12 @@ from sqlalchemy import select, text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from agent_platform.agent.published import published_agent
-from agent_platform.agent.runtime.from_settings import reply_rules
 from agent_platform.agent.runtime.working_hours import WorkingHours
+from agent_platform.automation.clock import (
+    agent_working_hours,
+    connection_agent_id,
+    organization_zone,
+)
 from agent_platform.automation.delays import next_run_at, parse_delay
 from agent_platform.automation.engine import (
     RuleError,
@@ -51,7 +54,6 @@ from agent_platform.automation.sequences.definition import stop_reason
 from agent_platform.crm.models import CrmConnection
 from agent_platform.db.session import transaction
 from agent_platform.kit.errors import ConflictError, NotFoundError
-from agent_platform.organization.models import Organization
 from agent_platform.queue.registry import defer_in_transaction, platform_job
 from agent_platform.services import Services
 
@@ -493,27 +495,13 @@ async def _clock_of(
 ) -> tuple[ZoneInfo, WorkingHours | None]:
     """The organization's time zone, and the working hours of the agent that speaks for the
     sequence (its own agent, else the connection's)."""
-    timezone = await session.scalar(
-        select(Organization.timezone).where(Organization.id == enrollment.organization_id)
-    )
     agent_id = await session.scalar(
         select(Sequence.agent_id).where(
             Sequence.id == enrollment.sequence_id,
             Sequence.organization_id == enrollment.organization_id,
         )
-    ) or await _connection_agent(session, enrollment.organization_id, enrollment.connection_id)
-    agent = None if agent_id is None else await published_agent(services, session, agent_id)
-    hours = None if agent is None else reply_rules(agent).working_hours
-    return ZoneInfo(timezone or "UTC"), hours
-
-
-async def _connection_agent(
-    session: AsyncSession, organization_id: uuid.UUID, connection_id: uuid.UUID
-) -> uuid.UUID | None:
-    """The agent on the connection (a connection with no agent gives None too)."""
-    agent_id: uuid.UUID | None = await session.scalar(
-        select(CrmConnection.agent_id).where(
-            CrmConnection.id == connection_id, CrmConnection.organization_id == organization_id
-        )
+    ) or await connection_agent_id(session, enrollment.organization_id, enrollment.connection_id)
+    return (
+        await organization_zone(session, enrollment.organization_id),
+        await agent_working_hours(services, session, agent_id),
     )
-    return agent_id

@@ -15,6 +15,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from agent_platform.automation.clock import organization_zone
 from agent_platform.automation.dry_run import SampleEvent, rendered_action
 from agent_platform.automation.engine import Evaluation, Facts, RuleError, evaluate
 from agent_platform.automation.events import EventType, Origin
@@ -27,7 +28,6 @@ from agent_platform.automation.resources import (
     saved,
 )
 from agent_platform.automation.rules.lookup import rules_for
-from agent_platform.automation.rules.service import evaluation_zone
 from agent_platform.automation.rules.validation import (
     InvalidAutomationError,
     check_connection,
@@ -222,7 +222,7 @@ async def dry_run_sequence(
         rules = {}
         for condition in conditions:
             rules.update(await rules_for(session, organization_id, condition))
-        zone = await evaluation_zone(session, organization_id)
+        zone = await organization_zone(session, organization_id)
     event = sample.event(EventType.MANUAL)
     facts = sample.facts(event, zone)
     found = []

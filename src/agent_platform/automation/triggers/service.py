@@ -15,6 +15,7 @@ from typing import Any
 from croniter import croniter  # type: ignore[import-untyped]
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from agent_platform.automation.clock import organization_zone
 from agent_platform.automation.dispatch import defer_dispatch
 from agent_platform.automation.dry_run import SampleEvent, rendered_action
 from agent_platform.automation.engine import Evaluation, Facts, evaluate
@@ -29,7 +30,6 @@ from agent_platform.automation.resources import (
     saved,
 )
 from agent_platform.automation.rules.lookup import rules_for
-from agent_platform.automation.rules.service import evaluation_zone
 from agent_platform.automation.rules.validation import (
     InvalidAutomationError,
     check_connection,
@@ -247,7 +247,7 @@ async def dry_run_trigger(
         trigger = await TRIGGERS.found(session, organization_id, trigger_id)
         condition = parsed_condition(trigger.conditions, allow_rule_refs=True)
         rules = await rules_for(session, organization_id, condition)
-        zone = await evaluation_zone(session, organization_id)
+        zone = await organization_zone(session, organization_id)
     event = sample.event(EventType(trigger.event_type))
     facts = sample.facts(event, zone)
     evaluation = evaluate(condition, facts, rules)
