@@ -168,12 +168,35 @@ async def test_a_schedule_fires_on_its_minute_in_the_organizations_zone(
         connected,
         event_type=EventType.SCHEDULE,
         parameters={"cron": "0 9 * * 1"},
-        actions=[{"type": "webhook", "url": "https://example.com/hook"}],
+        actions=[{"type": "wait", "minutes": 5}],
     )
     monday_nine_in_berlin = datetime(2025, 3, 3, 8, 0, 30, tzinfo=UTC)
 
     assert await tick(services, monday_nine_in_berlin - timedelta(hours=1)) == 0
     assert await tick(services, monday_nine_in_berlin) == 1
+    await run_queued_jobs(services)
+    # Ticks later in the catch-up window find it fired; past the window nothing is due.
+    assert await tick(services, monday_nine_in_berlin + timedelta(minutes=3)) == 0
+    assert await tick(services, monday_nine_in_berlin + timedelta(hours=1)) == 0
+
+
+async def test_a_late_tick_still_fires_the_scheduled_time_once(
+    services: Services, connected: ConnectedAgent
+) -> None:
+    await add_trigger(
+        services,
+        connected,
+        event_type=EventType.SCHEDULE,
+        parameters={"cron": "*/15 * * * *"},
+        actions=[{"type": "wait", "minutes": 5}],
+    )
+    quarter_past = datetime(2025, 3, 3, 8, 15, tzinfo=UTC)
+
+    assert await tick(services, quarter_past + timedelta(minutes=2, seconds=5)) == 1
+    await run_queued_jobs(services)
+    assert await tick(services, quarter_past + timedelta(minutes=3)) == 0
+    [run] = await runs(services)
+    assert run.event["key"] == f"schedule:{quarter_past.isoformat()}"
 
 
 async def test_retention_deletes_old_runs_and_expired_echoes(

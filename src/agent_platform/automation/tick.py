@@ -4,7 +4,8 @@
   manager's) / the lead's, older than the trigger's `after_minutes`: once per silence (the
   run's key holds the time of the message the silence started with);
 - task_overdue triggers: open tasks on leads whose due time has passed: once per due time;
-- schedule triggers: their cron expression matches this minute in the organization's zone;
+- schedule triggers: their cron expression's newest time in the organization's zone, when it
+  is at most SCHEDULE_CATCH_UP ago (once per time);
 - retention: runs older than AUTOMATION_RUN_RETENTION_DAYS, expired echoes.
 
 Each firing is a dispatch of one event for one trigger (dispatch.defer_dispatch), deferred
@@ -49,6 +50,8 @@ CLOCK_INTERVAL_SECONDS = 60.0
 # The advisory lock of the tick (an arbitrary number, the same in every worker).
 CLOCK_LOCK_ID = 5_120_611_004
 CATCH_UP = timedelta(days=1)
+# A schedule's time is still fired this long after it (a late tick), never later.
+SCHEDULE_CATCH_UP = timedelta(minutes=10)
 # The roles whose messages start or end a silence (system and tool messages do neither).
 _SPEAKERS = ("user", "assistant", "manager")
 # Whose newest message makes a silence of each kind.
@@ -241,10 +244,12 @@ async def _schedules(
         cron = trigger.event.get("cron")
         if not isinstance(cron, str):
             continue
-        minute = now.astimezone(zone_named(zones.get(trigger.organization_id))).replace(
-            second=0, microsecond=0
-        )
-        if not croniter.match(cron, minute):
+        local = now.astimezone(zone_named(zones.get(trigger.organization_id)))
+        # The schedule's newest time up to this minute: a tick that came late (a busy worker,
+        # the minute loop drifting) still fires it; its key keeps it from firing twice.
+        due = croniter(cron, local.replace(second=0, microsecond=0) + timedelta(minutes=1))
+        minute: datetime = due.get_prev(datetime)
+        if now - minute > SCHEDULE_CATCH_UP:
             continue
         event = AutomationEvent(
             type=EventType.SCHEDULE,
