@@ -248,3 +248,34 @@ async def test_a_task_stored_on_a_lead_is_a_task_created_event(
     [run] = await runs(services)
     assert (run.trigger_id, run.event_type, run.status) == (trigger, "task_created", "succeeded")
     assert run.event["data"]["text"] == "call the customer back"
+
+
+async def test_a_trigger_creating_a_task_on_task_created_does_not_fire_on_its_own_task(
+    services: Services, connected: ConnectedAgent, sandbox: tuple[str, str]
+) -> None:
+    trigger = await add_trigger(
+        services,
+        connected,
+        event_type=EventType.TASK_CREATED,
+        actions=[{"type": "create_task", "text": "Check: {{ event.task_text }}"}],
+    )
+    async with transaction(services.sessions) as session:
+        await store_task(
+            session,
+            services,
+            PlannedTask(
+                organization_id=connected.organization_id,
+                connection_id=connected.connection_id,
+                entity_type="leads",
+                entity_id=DEMO_LEAD_ID,
+                text="call the customer back",
+                complete_till=datetime.now(UTC) + timedelta(hours=1),
+            ),
+        )
+    await run_queued_jobs(services)
+
+    fired, refused = await runs(services)
+    assert (fired.trigger_id, fired.status) == (trigger, "succeeded")
+    assert (refused.trigger_id, refused.status) == (trigger, "skipped")
+    assert refused.event["data"]["text"] == "Check: call the customer back"
+    assert str(refused.error).startswith("loop")

@@ -155,11 +155,24 @@ async def defer_if_awaited(
     organization_id: uuid.UUID,
     event: AutomationEvent | None,
 ) -> bool:
-    """Defer the dispatch of `event` when an enabled trigger waits for its type (one query)."""
+    """Defer the dispatch of `event` when an enabled trigger waits for its type (one query).
+
+    A task our own action created comes here, not back by webhook: it is marked with that
+    action's origin here, as kommo_events marks a webhook's echo."""
     if event is None:
         return False
     if not await _anything_waits(session, organization_id, None, [event.type], []):
         return False
+    if event.connection_id is not None and event.lead_id is not None:
+        origin = await echoes.consume_echo(
+            session,
+            connection_id=event.connection_id,
+            lead_id=event.lead_id,
+            event_type=event.type,
+            data=event.data,
+        )
+        if origin is not None:
+            event = replace(event, origin=origin)
     await defer_dispatch(session, services, organization_id, event)
     return True
 
