@@ -11,6 +11,7 @@ from typing import Any
 import httpx
 from sqlalchemy import select, text
 
+from agent_platform.agent.manager_messages import OWN_MSGID_PREFIX
 from agent_platform.automation.events import EventType
 from agent_platform.automation.models import AutomationRun, Trigger
 from agent_platform.crm.kommo.service import accept_webhook
@@ -19,7 +20,7 @@ from agent_platform.crm.records.service import PlannedTask, store_task
 from agent_platform.crm.sandbox.store import DEMO_LEAD_ID, INITIAL_CONTACT_STATUS_ID, PIPELINE_ID
 from agent_platform.db.session import transaction
 from agent_platform.services import Services
-from tests.support.factories import ConnectedAgent
+from tests.support.factories import ConnectedAgent, message_form
 from tests.support.jobs import run_queued_jobs
 
 NEGOTIATION = 7_000_013
@@ -73,6 +74,21 @@ async def lead_moved(services: Services, connected: ConnectedAgent, *, old: int,
             services.settings.job_queue_name,
             connection_token=connected.webhook_token,
             webhook=read_webhook((form | {"account[id]": "1"}).items()),
+        )
+
+
+async def chat_message(
+    services: Services, connected: ConnectedAgent, message_id: str, direction: str
+) -> None:
+    """Kommo's `message[add]` webhook of a message in the demo lead's chat."""
+    form = message_form(message_id, "Hello there", lead_id=DEMO_LEAD_ID, direction=direction)
+    async with transaction(services.sessions) as session:
+        await accept_webhook(
+            session,
+            services.queue,
+            services.settings.job_queue_name,
+            connection_token=connected.webhook_token,
+            webhook=read_webhook(form.items()),
         )
 
 
@@ -279,3 +295,22 @@ async def test_a_trigger_creating_a_task_on_task_created_does_not_fire_on_its_ow
     assert (refused.trigger_id, refused.status) == (trigger, "skipped")
     assert refused.event["data"]["text"] == "Check: call the customer back"
     assert str(refused.error).startswith("loop")
+
+
+async def test_a_managers_message_fires_message_outgoing_and_our_own_reply_does_not(
+    services: Services, connected: ConnectedAgent, sandbox: tuple[str, str]
+) -> None:
+    trigger = await add_trigger(
+        services,
+        connected,
+        event_type=EventType.MESSAGE_OUTGOING,
+        actions=[{"type": "add_tag", "tag": "manager-talked"}],
+    )
+    await chat_message(services, connected, "customer-1", "incoming")
+    await chat_message(services, connected, f"{OWN_MSGID_PREFIX}reply-1", "outgoing")
+    await chat_message(services, connected, "manager-1", "outgoing")
+    await run_queued_jobs(services)
+
+    [run] = [r for r in await runs(services) if r.trigger_id == trigger]
+    assert run.status == "succeeded"
+    assert run.event["data"]["message_id"] == "manager-1"

@@ -13,6 +13,7 @@ from agent_platform.automation.kommo_events import (
     automation_events,
     fields_changed,
     lead_facts_of,
+    manager_message_event,
     possible_events,
     tags_added,
 )
@@ -159,7 +160,11 @@ def test_chat_messages_are_incoming_or_outgoing_messages() -> None:
     assert event.lead_id == 42
     assert event.data["text"] == "Hello"
     assert event.contact == {"id": 1001, "name": "Ann"}
-    assert possible_events(outgoing) == (EventType.MESSAGE_OUTGOING,)
+    # An outgoing message may be our own reply: agent.manager_messages decides, then raises it.
+    assert possible_events(outgoing) == ()
+    manager = manager_message_event(outgoing, uuid.uuid4(), datetime.now(UTC))
+    assert manager is not None
+    assert (manager.type, manager.data["text"]) == (EventType.MESSAGE_OUTGOING, "Hi!")
 
 
 def test_events_automation_does_not_read_give_nothing() -> None:

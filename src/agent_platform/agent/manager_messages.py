@@ -61,6 +61,7 @@ async def record_manager_message(services: Services, inbox_event_id: uuid.UUID) 
             ),
         )
         await conversations.note_manager_message(session, conversation.id, event.received_at)
+        await _tell_automation(session, services, connection, event)
         await crm.finish_inbox_event(session, event.id, InboxStatus.HANDLED)
     log.info("manager_message_recorded", lead_id=message.entity_id)
 
@@ -79,3 +80,17 @@ async def _is_own_echo(
     return await conversations.agent_wrote(
         session, conversation.id, message.text, since=event.received_at - ECHO_WINDOW
     )
+
+
+async def _tell_automation(
+    session: AsyncSession, services: Services, connection: CrmConnection, event: InboxEvent
+) -> None:
+    """A manager wrote: the message_outgoing event, for the triggers that wait for it."""
+    # Imported here: automation's executor imports the agent, which imports this module.
+    from agent_platform.automation import dispatch, kommo_events
+
+    kommo_event = dispatch.kommo_event_from_payload(event.payload)
+    automation_event = kommo_events.manager_message_event(
+        kommo_event, connection.id, event.received_at
+    )
+    await dispatch.defer_if_awaited(session, services, connection.organization_id, automation_event)

@@ -51,11 +51,11 @@ class FieldChange:
 def possible_events(event: KommoEvent) -> tuple[EventType, ...]:
     """The automation event types `event` may turn into (none: automation ignores it)."""
     if event.message is not None:
-        if event.message.entity_type != "leads":
+        # An outgoing message may be our own reply's echo: agent.manager_messages tells a
+        # manager's from it and raises message_outgoing itself (manager_message_event).
+        if event.message.entity_type != "leads" or not event.message.is_from_customer:
             return ()
-        if event.message.is_from_customer:
-            return (EventType.MESSAGE_INCOMING,)
-        return (EventType.MESSAGE_OUTGOING,)
+        return (EventType.MESSAGE_INCOMING,)
     return POSSIBLE_EVENTS.get((event.family, event.action), ())
 
 
@@ -227,31 +227,45 @@ def automation_events(
 def _message_events(
     event: KommoEvent, connection_id: uuid.UUID, occurred_at: datetime
 ) -> list[AutomationEvent]:
-    message = event.message
     kinds = possible_events(event)
-    if message is None or not kinds:
+    if event.message is None or not kinds:
         return []
+    return [_message_event(event, kinds[0], connection_id, occurred_at)]
+
+
+def manager_message_event(
+    event: KommoEvent, connection_id: uuid.UUID, occurred_at: datetime
+) -> AutomationEvent | None:
+    """The message_outgoing event of a message agent.manager_messages found a manager's."""
+    if event.message is None or event.message.entity_type != "leads":
+        return None
+    return _message_event(event, EventType.MESSAGE_OUTGOING, connection_id, occurred_at)
+
+
+def _message_event(
+    event: KommoEvent, kind: EventType, connection_id: uuid.UUID, occurred_at: datetime
+) -> AutomationEvent:
+    message = event.message
+    assert message is not None
     contact: dict[str, Any] | None = None
     if message.contact_id is not None:
         contact = {"id": message.contact_id}
         if message.is_from_customer and message.author_name:
             contact["name"] = message.author_name
     origin = event.data.get("origin")
-    return [
-        AutomationEvent(
-            type=kinds[0],
-            occurred_at=occurred_at,
-            connection_id=connection_id,
-            lead_id=message.entity_id,
-            data={
-                "text": message.text,
-                "channel": origin if isinstance(origin, str) and origin else "chat",
-                "message_id": message.message_id,
-            },
-            contact=contact,
-            key=event_key(event),
-        )
-    ]
+    return AutomationEvent(
+        type=kind,
+        occurred_at=occurred_at,
+        connection_id=connection_id,
+        lead_id=message.entity_id,
+        data={
+            "text": message.text,
+            "channel": origin if isinstance(origin, str) and origin else "chat",
+            "message_id": message.message_id,
+        },
+        contact=contact,
+        key=event_key(event),
+    )
 
 
 def event_key(event: KommoEvent) -> str:
