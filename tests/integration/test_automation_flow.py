@@ -24,6 +24,7 @@ from agent_platform.crm.sandbox.store import DEMO_LEAD_ID, INITIAL_CONTACT_STATU
 from agent_platform.db.session import transaction
 from agent_platform.services import Services
 from tests.support.clients import integrator, sandbox_sending_webhooks
+from tests.support.crm_records import created
 from tests.support.factories import ConnectedAgent
 from tests.support.processes import eventually_awaited
 from tests.support.worker import running_worker
@@ -57,13 +58,6 @@ async def api(
 async def worker(services: Services) -> AsyncIterator[None]:
     async with running_worker(services):
         yield
-
-
-async def created(api: httpx.AsyncClient, path: str, body: dict[str, Any]) -> dict[str, Any]:
-    response = await api.post(path, json=body)
-    assert response.status_code == 201, response.text
-    found: dict[str, Any] = response.json()
-    return found
 
 
 async def move_lead(kommo: httpx.AsyncClient, status_id: int) -> None:

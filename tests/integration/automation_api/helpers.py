@@ -9,6 +9,7 @@ from sqlalchemy import text
 
 from agent_platform.db.session import transaction
 from agent_platform.services import Services
+from tests.support.crm_records import created as created  # the tests import it from here
 
 RULES = "/api/v1/rules"
 TRIGGERS = "/api/v1/triggers"
@@ -26,13 +27,6 @@ AUTOMATION_TABLES = (
 )
 
 HOT_LEAD = {"field": "lead.price", "operator": "gte", "value": 1000}
-
-
-async def created(api: httpx.AsyncClient, path: str, body: dict[str, Any]) -> dict[str, Any]:
-    response = await api.post(path, json=body)
-    assert response.status_code == 201, response.text
-    found: dict[str, Any] = response.json()
-    return found
 
 
 async def ok(response: httpx.Response) -> Any:

@@ -209,3 +209,25 @@ async def test_kommos_add_hook_before_our_push_noted_the_id_leaves_one_row(
         kommo_id,
         "synced",
     )
+
+
+async def test_a_task_made_in_kommo_is_a_task_created_event_once(
+    services: Services, acme: httpx.AsyncClient, connected: ConnectedAgent
+) -> None:
+    trigger = await created(
+        acme,
+        "/api/v1/triggers",
+        {
+            "name": "Tasks made in Kommo",
+            "event": {"type": "task_created"},
+            "actions": [{"type": "wait", "minutes": 5}],
+        },
+    )
+    await deliver(services, acme, connected, task_hook("add", 880003, **full_task()))
+    # The same task changed later is no new task.
+    later = full_task(text="Call back tomorrow", modified=1_739_900_000)
+    await deliver(services, acme, connected, task_hook("update", 880003, **later))
+
+    runs = (await acme.get("/api/v1/automation/runs", params={"trigger_id": trigger["id"]})).json()
+    [run] = runs["items"]
+    assert run["event"]["data"]["text"] == "Call back"

@@ -21,6 +21,7 @@ import structlog
 from agent_platform.crm import repository as crm
 from agent_platform.crm.models import InboxEvent, InboxStatus, TaskStatus
 from agent_platform.crm.records import repository
+from agent_platform.crm.records.automation_events import tell_automation
 from agent_platform.crm.records.repository import KommoTaskState
 from agent_platform.crm.records.schemas import MAX_BIGINT, MAX_INTEGER
 from agent_platform.db.session import transaction
@@ -48,7 +49,9 @@ async def mirror_task_event(services: Services, inbox_event_id: uuid.UUID) -> No
         if event.payload["action"] == "delete":
             await repository.mark_kommo_task_deleted(session, state.connection_id, state.kommo_id)
         else:
-            await repository.upsert_kommo_task(session, state)
+            created = await repository.upsert_kommo_task(session, state)
+            if created is not None:
+                await tell_automation(session, services, created.organization_id, task=created)
         await crm.finish_inbox_event(session, event.id, InboxStatus.HANDLED)
     log.info("kommo_task_mirrored", kommo_id=state.kommo_id, action=event.payload["action"])
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import case, delete, func, literal, select, update
+from sqlalchemy import Boolean, case, delete, func, literal, literal_column, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -140,9 +140,9 @@ class KommoTaskState:
     changed_at: datetime | None
 
 
-async def upsert_kommo_task(session: AsyncSession, state: KommoTaskState) -> None:
+async def upsert_kommo_task(session: AsyncSession, state: KommoTaskState) -> CrmTask | None:
     """Insert the task as Kommo's, or update the row that mirrors it, unless what is stored
-    is newer than this news."""
+    is newer than this news. The row when it is new (a task made in Kommo), else None."""
     values = {
         "text": "",  # a row needs text; an update that carries none keeps the row's
         **state.fields,
@@ -166,7 +166,7 @@ async def upsert_kommo_task(session: AsyncSession, state: KommoTaskState) -> Non
             else_=None,
         )
     changes["kommo_updated_at"] = func.coalesce(new.kommo_updated_at, CrmTask.kommo_updated_at)
-    await session.execute(
+    upsert = (
         statement.on_conflict_do_update(
             index_elements=[CrmTask.connection_id, CrmTask.external_id],
             index_where=CrmTask.external_id.is_not(None),
@@ -177,7 +177,13 @@ async def upsert_kommo_task(session: AsyncSession, state: KommoTaskState) -> Non
                 | (new.kommo_updated_at >= CrmTask.kommo_updated_at)
             ),
         )
+        # xmax is 0 on a row this statement inserted, not on one it updated.
+        .returning(CrmTask.id, literal_column("xmax = 0", Boolean).label("inserted"))
     )
+    row = (await session.execute(upsert)).one_or_none()
+    if row is None or not row.inserted:
+        return None
+    return await session.get(CrmTask, row.id)
 
 
 async def mark_kommo_task_deleted(

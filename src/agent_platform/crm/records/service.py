@@ -32,6 +32,7 @@ from agent_platform.crm.models import (
     TaskStatus,
 )
 from agent_platform.crm.records import repository
+from agent_platform.crm.records.automation_events import tell_automation
 from agent_platform.crm.records.repository import CallQuery, TaskQuery
 from agent_platform.crm.records.schemas import CallIn, TaskIn
 from agent_platform.crm.records.task_sync import task_delivery_key
@@ -135,7 +136,7 @@ async def store_task(session: AsyncSession, services: Services, plan: PlannedTas
         ),
     )
     await _defer(session, services, push_crm_task, task_id=str(task.id))
-    await _tell_automation(session, services, plan.organization_id, task=task)
+    await tell_automation(session, services, plan.organization_id, task=task)
     return task
 
 
@@ -215,7 +216,7 @@ async def log_call(
             assert logged_before is not None, "the insert met this very call"
             return logged_before, False
         await _defer(session, services, log_crm_call, call_id=str(call.id))
-        await _tell_automation(session, services, organization_id, call=call)
+        await tell_automation(session, services, organization_id, call=call)
     return call, True
 
 
@@ -274,21 +275,3 @@ async def _defer(
     await defer_in_transaction(
         session, services.queue, job, services.settings.job_queue_name, **arguments
     )
-
-
-async def _tell_automation(
-    session: AsyncSession,
-    services: Services,
-    organization_id: uuid.UUID,
-    *,
-    task: CrmTask | None = None,
-    call: CrmCall | None = None,
-) -> None:
-    """A task or call on a lead is an automation event (task_created, call_added)."""
-    # Imported here: automation's executor imports the agent, whose handover imports this module.
-    from agent_platform.automation import dispatch
-
-    event = dispatch.task_created_event(task) if task else None
-    if call is not None:
-        event = dispatch.call_added_event(call)
-    await dispatch.defer_if_awaited(session, services, organization_id, event)
