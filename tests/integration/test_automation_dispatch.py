@@ -14,13 +14,11 @@ from sqlalchemy import select, text
 from agent_platform.agent.manager_messages import OWN_MSGID_PREFIX
 from agent_platform.automation.events import EventType
 from agent_platform.automation.models import AutomationRun, Trigger
-from agent_platform.crm.kommo.service import accept_webhook
-from agent_platform.crm.kommo.webhooks import read_webhook
 from agent_platform.crm.records.service import PlannedTask, store_task
 from agent_platform.crm.sandbox.store import DEMO_LEAD_ID, INITIAL_CONTACT_STATUS_ID, PIPELINE_ID
 from agent_platform.db.session import transaction
 from agent_platform.services import Services
-from tests.support.factories import ConnectedAgent, message_form
+from tests.support.factories import ConnectedAgent, message_form, receive_webhook
 from tests.support.jobs import run_queued_jobs
 
 NEGOTIATION = 7_000_013
@@ -67,14 +65,7 @@ async def lead_moved(services: Services, connected: ConnectedAgent, *, old: int,
         "last_modified": next(_modified),
     }
     form = {f"leads[status][0][{key}]": str(value) for key, value in item.items()}
-    async with transaction(services.sessions) as session:
-        await accept_webhook(
-            session,
-            services.queue,
-            services.settings.job_queue_name,
-            connection_token=connected.webhook_token,
-            webhook=read_webhook((form | {"account[id]": "1"}).items()),
-        )
+    await receive_webhook(services, connected, form | {"account[id]": "1"})
 
 
 async def chat_message(
@@ -82,13 +73,23 @@ async def chat_message(
 ) -> None:
     """Kommo's `message[add]` webhook of a message in the demo lead's chat."""
     form = message_form(message_id, "Hello there", lead_id=DEMO_LEAD_ID, direction=direction)
+    await receive_webhook(services, connected, form)
+
+
+async def store_demo_task(services: Services, connected: ConnectedAgent, text: str) -> None:
+    """A task on the demo lead stored as the API, an agent or an action stores one."""
     async with transaction(services.sessions) as session:
-        await accept_webhook(
+        await store_task(
             session,
-            services.queue,
-            services.settings.job_queue_name,
-            connection_token=connected.webhook_token,
-            webhook=read_webhook(form.items()),
+            services,
+            PlannedTask(
+                organization_id=connected.organization_id,
+                connection_id=connected.connection_id,
+                entity_type="leads",
+                entity_id=DEMO_LEAD_ID,
+                text=text,
+                complete_till=datetime.now(UTC) + timedelta(hours=1),
+            ),
         )
 
 
@@ -246,19 +247,7 @@ async def test_a_task_stored_on_a_lead_is_a_task_created_event(
         conditions={"field": "event.task_text", "operator": "contains", "value": "call"},
         actions=[{"type": "add_tag", "tag": "task"}],
     )
-    async with transaction(services.sessions) as session:
-        await store_task(
-            session,
-            services,
-            PlannedTask(
-                organization_id=connected.organization_id,
-                connection_id=connected.connection_id,
-                entity_type="leads",
-                entity_id=DEMO_LEAD_ID,
-                text="call the customer back",
-                complete_till=datetime.now(UTC) + timedelta(hours=1),
-            ),
-        )
+    await store_demo_task(services, connected, "call the customer back")
     await run_queued_jobs(services)
 
     [run] = await runs(services)
@@ -275,19 +264,7 @@ async def test_a_trigger_creating_a_task_on_task_created_does_not_fire_on_its_ow
         event_type=EventType.TASK_CREATED,
         actions=[{"type": "create_task", "text": "Check: {{ event.task_text }}"}],
     )
-    async with transaction(services.sessions) as session:
-        await store_task(
-            session,
-            services,
-            PlannedTask(
-                organization_id=connected.organization_id,
-                connection_id=connected.connection_id,
-                entity_type="leads",
-                entity_id=DEMO_LEAD_ID,
-                text="call the customer back",
-                complete_till=datetime.now(UTC) + timedelta(hours=1),
-            ),
-        )
+    await store_demo_task(services, connected, "call the customer back")
     await run_queued_jobs(services)
 
     fired, refused = await runs(services)

@@ -20,8 +20,6 @@ from sqlalchemy import select, text
 from agent_platform.agent.service import answer_inbox_event
 from agent_platform.crm import repository
 from agent_platform.crm.kommo.errors import KommoValidationError
-from agent_platform.crm.kommo.service import accept_webhook
-from agent_platform.crm.kommo.webhooks import read_webhook
 from agent_platform.crm.models import CrmDelivery, InboxEvent
 from agent_platform.crm.sandbox.chats import CHANNEL_BOT_ID, CHANNEL_SCOPE_ID, CHANNEL_SECRET
 from agent_platform.crm.sandbox.store import DEMO_LEAD_ID
@@ -31,6 +29,7 @@ from tests.support.factories import (
     CUSTOMER_CHAT_ID,
     ConnectedAgent,
     message_form,
+    receive_webhook,
     use_reply_channel,
 )
 from tests.support.worker import running_worker
@@ -183,7 +182,9 @@ async def test_a_retried_chat_reply_reaches_the_customer_once(
 ) -> None:
     sandbox_url = sandbox[0]
     await use_chats(services, connected, sandbox_url)
-    await receive(services, connected, message_form("chat-msg-2", "Hi", lead_id=DEMO_LEAD_ID))
+    await receive_webhook(
+        services, connected, message_form("chat-msg-2", "Hi", lead_id=DEMO_LEAD_ID)
+    )
     inbox_event = await event_id(services, "message:chat-msg-2")
 
     with crash_after_sending(monkeypatch), pytest.raises(RuntimeError, match="worker died"):
@@ -227,17 +228,6 @@ async def test_a_refused_signature_fails_the_event_without_retrying(
 
 async def _jobs_done(services: Services) -> bool:
     return all(status not in ("todo", "doing") for status, _ in await job_states(services))
-
-
-async def receive(services: Services, connected: ConnectedAgent, form: dict[str, str]) -> None:
-    async with transaction(services.sessions) as session:
-        await accept_webhook(
-            session,
-            services.queue,
-            services.settings.job_queue_name,
-            connection_token=connected.webhook_token,
-            webhook=read_webhook(form.items()),
-        )
 
 
 # --- Salesbot -------------------------------------------------------------------------------

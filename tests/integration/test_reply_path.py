@@ -21,7 +21,12 @@ from agent_platform.crm.sandbox.store import DEMO_LEAD_ID
 from agent_platform.db.session import scope_to_organization, transaction
 from agent_platform.organization.models import Organization
 from agent_platform.services import Services
-from tests.support.factories import ConnectedAgent, create_connected_agent, message_form
+from tests.support.factories import (
+    ConnectedAgent,
+    create_connected_agent,
+    message_form,
+    receive_webhook,
+)
 from tests.support.worker import running_worker
 
 DEADLINE_SECONDS = 30.0
@@ -31,17 +36,6 @@ DEADLINE_SECONDS = 30.0
 async def worker(services: Services) -> AsyncIterator[None]:
     async with running_worker(services):
         yield
-
-
-async def receive(services: Services, connected: ConnectedAgent, form: dict[str, str]) -> None:
-    async with transaction(services.sessions) as session:
-        await accept_webhook(
-            session,
-            services.queue,
-            services.settings.job_queue_name,
-            connection_token=connected.webhook_token,
-            webhook=read_webhook(form.items()),
-        )
 
 
 async def notes_in(sandbox_url: str) -> list[dict[str, object]]:
@@ -74,7 +68,9 @@ async def test_the_agent_answers_with_a_note_and_records_the_conversation(
     fake_llm_url: str,
     worker: None,
 ) -> None:
-    await receive(services, connected, message_form("m-1", "How much is it?", lead_id=DEMO_LEAD_ID))
+    await receive_webhook(
+        services, connected, message_form("m-1", "How much is it?", lead_id=DEMO_LEAD_ID)
+    )
 
     async def handled() -> bool:
         return await inbox_status(services, "message:m-1") == "handled"
@@ -108,7 +104,7 @@ async def test_the_agent_answers_with_a_note_and_records_the_conversation(
 async def test_a_permanent_kommo_error_fails_the_event_without_retrying(
     services: Services, connected: ConnectedAgent, sandbox: tuple[str, str], worker: None
 ) -> None:
-    await receive(services, connected, message_form("m-2", "Hi", lead_id=999_999))
+    await receive_webhook(services, connected, message_form("m-2", "Hi", lead_id=999_999))
 
     async def job_finished() -> bool:
         async with transaction(services.sessions) as session:
@@ -132,7 +128,7 @@ async def test_row_level_security_hides_other_organizations_rows(
     await create_connected_agent(
         services, kommo_url=sandbox[0], kommo_token=sandbox[1], name="Beta"
     )
-    await receive(services, acme, message_form("m-3", "Hi", lead_id=DEMO_LEAD_ID))
+    await receive_webhook(services, acme, message_form("m-3", "Hi", lead_id=DEMO_LEAD_ID))
     async with transaction(services.sessions) as session:
         await scope_to_organization(session, acme.organization_id)
         # No WHERE clause: only the policies stand between Acme and Beta.

@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from sqlalchemy import update
 
 from agent_platform.agent.models import Agent
+from agent_platform.crm.kommo.service import accept_webhook
+from agent_platform.crm.kommo.webhooks import read_webhook
 from agent_platform.crm.models import CrmConnection
 from agent_platform.db.session import transaction
 from agent_platform.organization.models import Organization
@@ -69,6 +71,20 @@ def message_form(
         "account[id]": "30000001",
         "account[subdomain]": "sandbox",
     }
+
+
+async def receive_webhook(
+    services: Services, connected: ConnectedAgent, form: dict[str, str]
+) -> None:
+    """Kommo's webhook `form` accepted as the endpoint accepts it (one transaction)."""
+    async with transaction(services.sessions) as session:
+        await accept_webhook(
+            session,
+            services.queue,
+            services.settings.job_queue_name,
+            connection_token=connected.webhook_token,
+            webhook=read_webhook(form.items()),
+        )
 
 
 # The customer's id in the Chats API, as `message_form` names the author.
