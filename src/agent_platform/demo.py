@@ -146,7 +146,7 @@ async def _create_demo(
             name="Demo key",
             prefix=key.prefix,
             key_hash=key.key_hash,
-            scopes=["*"],
+            scopes=["read", "write"],
             created_by=admin.id,
         )
     )

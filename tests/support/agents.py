@@ -33,7 +33,7 @@ async def api_key_of(services: Services, organization_id: uuid.UUID) -> dict[str
                 name="tests",
                 prefix=key.prefix,
                 key_hash=key.key_hash,
-                scopes=["*"],
+                scopes=["read", "write"],
             )
         )
     return bearer(key.plaintext)

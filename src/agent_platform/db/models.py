@@ -16,7 +16,14 @@ from agent_platform.crm.models import CrmCall, CrmConnection, CrmDelivery, CrmTa
 from agent_platform.db.base import Base
 from agent_platform.knowledge.models import KnowledgeChunk, KnowledgeDocument, KnowledgeFaq
 from agent_platform.llm.models import LlmBudget, LlmCall
-from agent_platform.organization.models import ApiKey, Membership, Organization, User
+from agent_platform.organization.models import (
+    ApiKey,
+    Invitation,
+    Membership,
+    Organization,
+    User,
+    WebSession,
+)
 
 __all__ = [
     "ActivityLog",
@@ -34,6 +41,7 @@ __all__ = [
     "Enrollment",
     "ExpectedEcho",
     "InboxEvent",
+    "Invitation",
     "KnowledgeChunk",
     "KnowledgeDocument",
     "KnowledgeFaq",
@@ -46,4 +54,5 @@ __all__ = [
     "Sequence",
     "Trigger",
     "User",
+    "WebSession",
 ]

@@ -1,4 +1,4 @@
-"""Password hashes (argon2id) and API keys (shown once, stored as a hash)."""
+"""Password hashes (argon2id, see organization.passwords) and API keys (shown once, hashed)."""
 
 from __future__ import annotations
 
@@ -6,15 +6,11 @@ import hashlib
 import secrets
 from dataclasses import dataclass
 
-from argon2 import PasswordHasher
+from agent_platform.organization.passwords import hash_password
 
-_hasher = PasswordHasher()
+__all__ = ["API_KEY_PREFIX", "NewApiKey", "hash_api_key", "hash_password", "new_api_key"]
 
 API_KEY_PREFIX = "ap"
-
-
-def hash_password(password: str) -> str:
-    return _hasher.hash(password)
 
 
 @dataclass(frozen=True)
