@@ -8,6 +8,7 @@ Underneath, PostgreSQL's row-level security shows B none of A's rows in any tena
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -23,6 +24,9 @@ from agent_platform.app import create_app
 from agent_platform.config import Settings
 from agent_platform.db.models import Base
 from agent_platform.db.session import TENANT_ROLE, tenant_transaction, transaction
+from agent_platform.organization.invitations import create_invitation
+from agent_platform.organization.models import Membership, User
+from agent_platform.organization.web_sessions import start_session
 from agent_platform.services import Services
 from tests.support.clients import integrator
 from tests.support.factories import ConnectedAgent, create_connected_agent
@@ -241,11 +245,36 @@ def _tenant_tables() -> list[Table]:
     return [table for table in Base.metadata.sorted_tables if "organization_id" in table.c]
 
 
+async def _add_account_rows(services: Services, organization_id: uuid.UUID) -> None:
+    """What no /api/v1 route makes: a member, their web session, an invitation."""
+    async with transaction(services.sessions) as session:
+        user = User(email=f"owner-{uuid.uuid4().hex[:8]}@example.com", name="Owner")
+        session.add(user)
+        await session.flush()
+        session.add(Membership(organization_id=organization_id, user_id=user.id, role="owner"))
+        await start_session(
+            session,
+            user_id=user.id,
+            organization_id=organization_id,
+            ip=None,
+            user_agent=None,
+            two_factor_passed=True,
+        )
+        await create_invitation(
+            session,
+            organization_id=organization_id,
+            email="newcomer@example.com",
+            role="member",
+            invited_by=user.id,
+        )
+
+
 async def test_row_level_security_shows_b_none_of_as_rows_in_any_tenant_table(
     services: Services, api_url: str, connected: ConnectedAgent, beta: ConnectedAgent
 ) -> None:
     async with integrator(services, connected.organization_id, api_url) as acme_api:
         await create_tenant_objects(acme_api, connected.connection_id)
+    await _add_account_rows(services, connected.organization_id)
     tables = _tenant_tables()
     assert tables, "Base.metadata names no table with an organization_id"
 
