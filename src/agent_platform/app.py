@@ -29,6 +29,9 @@ from agent_platform.llm.endpoints import router as llm_router
 from agent_platform.ops.endpoints import router as ops_router
 from agent_platform.ops.request_context import RequestContextMiddleware
 from agent_platform.services import Services, open_services
+from agent_platform.web.app import STATIC_PATH, static_files
+from agent_platform.web.app import router as web_router
+from agent_platform.web.security import ApiCorsMiddleware, SecurityHeadersMiddleware
 
 
 def create_app(settings: Settings, database_url: str, services: Services | None = None) -> FastAPI:
@@ -53,6 +56,8 @@ def create_app(settings: Settings, database_url: str, services: Services | None 
         lifespan=lifespan,
     )
     install_error_handlers(app)
+    app.add_middleware(ApiCorsMiddleware, allowed_origins=settings.cors_allowed_origins)
+    app.add_middleware(SecurityHeadersMiddleware)
     app.add_middleware(RequestContextMiddleware)
     app.include_router(ops_router)
     app.include_router(agents_router)
@@ -72,4 +77,6 @@ def create_app(settings: Settings, database_url: str, services: Services | None 
     app.include_router(sequences_router)
     app.include_router(enrollments_router)
     app.include_router(automation_runs_router)
+    app.include_router(web_router)
+    app.mount(STATIC_PATH, static_files(), name="static")
     return app

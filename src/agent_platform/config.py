@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import secrets
 from enum import StrEnum
 from pathlib import Path
@@ -13,6 +14,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from agent_platform.llm.pricing import TokenPrices
 
 MIN_SECRET_LENGTH = 32
+_ORIGIN = re.compile(r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?$")
 
 # Values shipped in examples and tutorials: a key equal to one of these is as good as public.
 KNOWN_DEFAULT_SECRETS = frozenset(
@@ -46,6 +48,8 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     log_format: str = Field(default="json", pattern="^(json|console)$")
     public_base_url: str = "http://127.0.0.1:8000"
+    # Browser origins (scheme://host[:port]) whose pages may call /api/ (a JSON list).
+    cors_allowed_origins: tuple[str, ...] = ()
 
     database_url: str | None = None
     redis_url: str | None = None
@@ -113,6 +117,19 @@ class Settings(BaseSettings):
     automation_webhook_allow_private_networks: bool = False
     automation_webhook_timeout_seconds: float = Field(default=10.0, gt=0, le=60)
     automation_run_retention_days: int = Field(default=30, ge=1)
+
+    @field_validator("cors_allowed_origins")
+    @classmethod
+    def _plain_origins(cls, origins: tuple[str, ...]) -> tuple[str, ...]:
+        # A browser sends the origin without a path or trailing slash: any other spelling
+        # would silently never match, and "*" would open the API to every site.
+        for origin in origins:
+            if not _ORIGIN.match(origin):
+                raise ValueError(
+                    f"{origin!r} is not an origin: write scheme://host[:port], e.g. "
+                    "https://crm.example.com, without a path or a trailing slash"
+                )
+        return origins
 
     @field_validator("log_level")
     @classmethod
