@@ -12,7 +12,7 @@ from agent_platform.organization.models import WebSession
 from agent_platform.services import Services
 from agent_platform.web.security import CONTENT_SECURITY_POLICY
 from tests.browser.conftest import SCREENSHOTS
-from tests.browser.people import Person, create_person
+from tests.support.people import Person, create_person
 
 
 async def sign_in(page: Page, person: Person, *, password: str | None = None) -> None:

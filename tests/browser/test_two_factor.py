@@ -9,8 +9,8 @@ import pyotp
 from playwright.async_api import Page, expect
 
 from agent_platform.services import Services
-from tests.browser.people import create_person
 from tests.browser.test_sign_in import sign_in
+from tests.support.people import create_person
 
 
 def a_wrong_code(secret: str) -> str:

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import re
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
+from collections.abc import Iterator
 
 import httpx
 import pytest
@@ -13,30 +11,11 @@ from agent_platform.app import create_app
 from agent_platform.config import Settings
 from agent_platform.services import Services
 from agent_platform.web.security import CONTENT_SECURITY_POLICY, HSTS
-from tests.browser.people import Person, create_person
+from tests.support.people import create_person
 from tests.support.servers import serve_app
+from tests.support.web_client import form_token, signed_in
 
-CSRF_FIELD = re.compile(r'name="csrf_token" value="([^"]+)"')
 ALLOWED_ORIGIN = "https://crm.example.com"
-
-
-def form_token(page: httpx.Response) -> str:
-    found = CSRF_FIELD.search(page.text)
-    assert found, "the page has no CSRF field"
-    return found.group(1)
-
-
-@asynccontextmanager
-async def signed_in(api_url: str, person: Person) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=api_url) as client:
-        token = form_token(await client.get("/login"))
-        answer = await client.post(
-            "/login",
-            data={"email": person.email, "password": person.password, "csrf_token": token},
-        )
-        assert answer.status_code == 303, answer.text
-        assert answer.headers["location"] == "/app"
-        yield client
 
 
 async def test_a_form_without_its_csrf_token_is_refused(api_url: str, services: Services) -> None:

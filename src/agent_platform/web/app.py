@@ -11,7 +11,16 @@ from pathlib import Path
 from fastapi import APIRouter
 from starlette.staticfiles import StaticFiles
 
-from agent_platform.web import language, overview, sign_in
+from agent_platform.web import (
+    agents,
+    automation,
+    conversations,
+    integrations,
+    language,
+    overview,
+    sign_in,
+    team,
+)
 
 STATIC_PATH = "/static"
 
@@ -19,6 +28,11 @@ router = APIRouter(include_in_schema=False)
 router.include_router(sign_in.router)
 router.include_router(overview.router)
 router.include_router(language.router)
+router.include_router(agents.router)
+router.include_router(automation.router)
+router.include_router(conversations.router)
+router.include_router(integrations.router)
+router.include_router(team.router)
 
 
 def static_files() -> StaticFiles:

@@ -1,4 +1,5 @@
-"""The dashboard's languages: catalogs in web/locales/<lang>.json, chosen per request.
+"""The dashboard's languages: catalogs in web/locales/<lang>.json (and one folder per page,
+web/locales/<page>/<lang>.json), chosen per request.
 
 The `lang` cookie (set by POST /lang) wins; else the browser's Accept-Language; else English.
 """
@@ -28,18 +29,26 @@ class CatalogMismatchError(Exception):
 
 @cache
 def catalogs() -> Mapping[str, Mapping[str, str]]:
+    """Every language's catalog: web/locales/<lang>.json and each page's own
+    web/locales/<page>/<lang>.json, merged (a key defined twice is an error)."""
     folder = resources.files("agent_platform.web") / "locales"
-    loaded = {
-        language: json.loads((folder / f"{language}.json").read_text(encoding="utf-8"))
-        for language in LANGUAGES
-    }
+    pages = sorted((entry for entry in folder.iterdir() if entry.is_dir()), key=lambda e: e.name)
+    files = [folder, *pages]
+    loaded: dict[str, dict[str, str]] = {language: {} for language in LANGUAGES}
+    for language in LANGUAGES:
+        for place in files:
+            catalog = json.loads((place / f"{language}.json").read_text(encoding="utf-8"))
+            twice = sorted(set(catalog) & set(loaded[language]))
+            if twice:
+                raise CatalogMismatchError(f"{place.name}/{language}.json defines again {twice}")
+            loaded[language].update(catalog)
     english = set(loaded[DEFAULT_LANGUAGE])
-    for language, catalog in loaded.items():
-        if set(catalog) != english:
-            missing = sorted(english - set(catalog))
-            extra = sorted(set(catalog) - english)
+    for language, merged in loaded.items():
+        if set(merged) != english:
+            missing = sorted(english - set(merged))
+            extra = sorted(set(merged) - english)
             raise CatalogMismatchError(
-                f"locales/{language}.json differs from en.json: missing {missing}, extra {extra}"
+                f"the {language} catalogs differ from English: missing {missing}, extra {extra}"
             )
     return loaded
 
