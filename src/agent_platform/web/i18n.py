@@ -10,6 +10,7 @@ import json
 from collections.abc import Callable, Mapping
 from functools import cache
 from importlib import resources
+from importlib.resources.abc import Traversable
 
 from starlette.requests import Request
 
@@ -29,14 +30,17 @@ class CatalogMismatchError(Exception):
 
 @cache
 def catalogs() -> Mapping[str, Mapping[str, str]]:
-    """Every language's catalog: web/locales/<lang>.json and each page's own
-    web/locales/<page>/<lang>.json, merged (a key defined twice is an error)."""
-    folder = resources.files("agent_platform.web") / "locales"
+    """Every language's catalog, read once."""
+    return merged_catalogs(resources.files("agent_platform.web") / "locales")
+
+
+def merged_catalogs(folder: Traversable) -> dict[str, dict[str, str]]:
+    """<folder>/<lang>.json and each page's own <folder>/<page>/<lang>.json, merged; a key
+    defined twice, or missing in some language, is refused (CatalogMismatchError)."""
     pages = sorted((entry for entry in folder.iterdir() if entry.is_dir()), key=lambda e: e.name)
-    files = [folder, *pages]
     loaded: dict[str, dict[str, str]] = {language: {} for language in LANGUAGES}
     for language in LANGUAGES:
-        for place in files:
+        for place in [folder, *pages]:
             catalog = json.loads((place / f"{language}.json").read_text(encoding="utf-8"))
             twice = sorted(set(catalog) & set(loaded[language]))
             if twice:
