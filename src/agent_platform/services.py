@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from agent_platform.config import Settings
 from agent_platform.db.session import create_engine, create_session_factory
 from agent_platform.kit.crypto import SecretBox
-from agent_platform.kit.rate_limit import RateLimiter, create_rate_limiter
+from agent_platform.kit.rate_limit import FixedWindowCounter, RateLimiter, create_rate_limiter
 from agent_platform.llm.gateway import LlmGateway, create_llm_gateway
 from agent_platform.queue.app import create_queue_app
 
@@ -36,6 +36,8 @@ class Services:
     llm: LlmGateway | None
     # Shared by every process through Redis when REDIS_URL is set (kit.rate_limit).
     kommo_rate_limiter: RateLimiter
+    # Sign-in attempts per address, where no Redis shares them (organization.login).
+    login_attempts: FixedWindowCounter
 
 
 @asynccontextmanager
@@ -60,6 +62,7 @@ async def open_services(settings: Settings, database_url: str) -> AsyncIterator[
                 kommo_rate_limiter=create_rate_limiter(
                     redis, settings.kommo_requests_per_second, KOMMO_RATE_WINDOW_SECONDS
                 ),
+                login_attempts=FixedWindowCounter(),
             )
     finally:
         await http.aclose()

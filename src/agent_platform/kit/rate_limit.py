@@ -25,6 +25,7 @@ import random
 import threading
 import time
 import uuid
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Protocol
@@ -227,3 +228,19 @@ def create_rate_limiter(redis: Redis | None, limit: int, period: float) -> RateL
     if redis is None:
         return LocalRateLimiter(limit, period)
     return RedisRateLimiter(redis, limit, period)
+
+
+class FixedWindowCounter:
+    """Counts by key within the current fixed window, in this process's memory: the fallback
+    where no Redis shares a count between processes (login attempts per address)."""
+
+    def __init__(self) -> None:
+        self._window = -1
+        self._counts: Counter[str] = Counter()
+
+    def count(self, key: str, window: int) -> int:
+        """Add one to `key` in `window` (older windows are forgotten); the new count."""
+        if window != self._window:
+            self._window, self._counts = window, Counter()
+        self._counts[key] += 1
+        return self._counts[key]

@@ -64,12 +64,14 @@ async def create_api_key(
 ) -> CreatedApiKey:
     name = name.strip()
     if not name or len(name) > MAX_NAME_LENGTH:
-        raise InvalidApiKeyError(f"A key needs a name of 1 to {MAX_NAME_LENGTH} characters.")
+        raise InvalidApiKeyError(
+            f"A key needs a name of 1 to {MAX_NAME_LENGTH} characters.", details={"field": "name"}
+        )
     wanted = sorted(set(scopes))
     if not wanted or not set(wanted) <= API_KEY_SCOPES:
         raise InvalidApiKeyError(
             f"Scopes must be some of: {', '.join(sorted(API_KEY_SCOPES))}.",
-            details={"scopes": wanted},
+            details={"field": "scopes", "scopes": wanted},
         )
     issued = new_api_key()
     key = ApiKey(
@@ -94,6 +96,18 @@ async def list_api_keys(session: AsyncSession, organization_id: uuid.UUID) -> li
         .order_by(ApiKey.created_at.desc(), ApiKey.id)
     )
     return [_summary(key) for key in keys]
+
+
+async def get_api_key(
+    session: AsyncSession, organization_id: uuid.UUID, api_key_id: uuid.UUID
+) -> ApiKeySummary:
+    """One of the organization's keys; NotFoundError for another organization's."""
+    key = await session.scalar(
+        select(ApiKey).where(ApiKey.id == api_key_id, ApiKey.organization_id == organization_id)
+    )
+    if key is None:
+        raise NotFoundError("No such API key in this organization.")
+    return _summary(key)
 
 
 async def revoke_api_key(

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import func, select
@@ -13,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from agent_platform.db.session import transaction
 from agent_platform.kit.errors import AppError, ConflictError, NotFoundError
-from agent_platform.organization.models import Invitation, Membership, Role, User
+from agent_platform.organization.models import Invitation, Membership, Organization, Role, User
 from agent_platform.organization.passwords import hash_password, password_problem
 from agent_platform.organization.permissions import ForbiddenError
 from agent_platform.services import Services
@@ -59,7 +60,7 @@ def _normalized_email(email: str) -> str:
         or len(email) > 320
         or any(c.isspace() for c in email)
     ):
-        raise InvalidInvitationError("The email address is not valid.")
+        raise InvalidInvitationError("The email address is not valid.", details={"field": "email"})
     return email
 
 
@@ -77,7 +78,9 @@ async def create_invitation(
     try:
         role = Role(role)
     except ValueError as exc:
-        raise InvalidInvitationError(f"There is no role {role!r}.") from exc
+        raise InvalidInvitationError(
+            f"There is no role {role!r}.", details={"field": "role"}
+        ) from exc
     if role is Role.OWNER and invited_by is not None:
         inviter_role = await session.scalar(
             select(Membership.role).where(
@@ -160,3 +163,75 @@ def _check_usable(invitation: Invitation, now: datetime) -> None:
             "This invitation has expired; ask for a new one.",
             details={"expired_at": invitation.expires_at.isoformat()},
         )
+
+
+@dataclass(frozen=True)
+class InvitationPreview:
+    """What the invitation page tells the person who opened the link."""
+
+    organization_name: str
+    email: str
+    role: str
+    has_account: bool  # an existing user joins with their own password: none is asked
+
+
+async def preview_invitation(
+    services: Services, token: str, *, now: datetime | None = None
+) -> InvitationPreview:
+    """The invitation behind `token`, refused as accept_invitation would refuse it."""
+    now = now or datetime.now(UTC)
+    async with transaction(services.sessions) as session:
+        found = (
+            await session.execute(
+                select(Invitation, Organization.name)
+                .join(Organization, Organization.id == Invitation.organization_id)
+                .where(Invitation.token_hash == _token_hash(token))
+            )
+        ).one_or_none()
+        if found is None:
+            raise InvitationNotFoundError("This invitation link is not valid.")
+        invitation, organization_name = found
+        has_account = await session.scalar(
+            select(User.id).where(func.lower(User.email) == invitation.email)
+        )
+    _check_usable(invitation, now)
+    return InvitationPreview(
+        organization_name=organization_name,
+        email=invitation.email,
+        role=invitation.role,
+        has_account=has_account is not None,
+    )
+
+
+async def pending_invitations(
+    session: AsyncSession, organization_id: uuid.UUID, *, now: datetime | None = None
+) -> list[Invitation]:
+    """The organization's invitations not yet accepted and not expired, newest first."""
+    rows = await session.scalars(
+        select(Invitation)
+        .where(
+            Invitation.organization_id == organization_id,
+            Invitation.accepted_at.is_(None),
+            Invitation.expires_at > (now or datetime.now(UTC)),
+        )
+        .order_by(Invitation.created_at.desc(), Invitation.id)
+    )
+    return list(rows)
+
+
+async def cancel_invitation(
+    session: AsyncSession, organization_id: uuid.UUID, invitation_id: uuid.UUID
+) -> None:
+    """Delete a pending invitation: its link stops working. NotFoundError for an accepted one
+    or another organization's."""
+    invitation = await session.scalar(
+        select(Invitation).where(
+            Invitation.id == invitation_id,
+            Invitation.organization_id == organization_id,
+            Invitation.accepted_at.is_(None),
+        )
+    )
+    if invitation is None:
+        raise InvitationNotFoundError("No such pending invitation in this organization.")
+    await session.delete(invitation)
+    await session.flush()

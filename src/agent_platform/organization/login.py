@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import math
 import uuid
-from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -97,7 +96,7 @@ async def log_in(
     """Check the credentials; LoginRefusedError, AccountLockedError or who signed in."""
     now = now or datetime.now(UTC)
     if ip:
-        await _count_attempt_from(services.redis, ip, now)
+        await _count_attempt_from(services, ip, now)
     async with transaction(services.sessions) as session:
         user = await session.scalar(
             select(User).where(func.lower(User.email) == email.strip().lower())
@@ -182,31 +181,15 @@ def is_locked(user: User, now: datetime) -> bool:
     return user.locked_until is not None and user.locked_until > now
 
 
-class _LocalWindows:
-    """This process's attempt counts, for the current window only."""
-
-    def __init__(self) -> None:
-        self._window = -1
-        self._counts: Counter[str] = Counter()
-
-    def count(self, key: str, window: int) -> int:
-        if window != self._window:
-            self._window, self._counts = window, Counter()
-        self._counts[key] += 1
-        return self._counts[key]
-
-
-_local_attempts = _LocalWindows()
-
-
-async def _count_attempt_from(redis: Redis | None, ip: str, now: datetime) -> None:
+async def _count_attempt_from(services: Services, ip: str, now: datetime) -> None:
     """Count an attempt from `ip` in fixed minute windows (in Redis, shared by every process,
     when there is one); TooManyLoginAttemptsError past MAX_ATTEMPTS_PER_IP."""
     window = math.floor(now.timestamp() / IP_WINDOW_SECONDS)
     key = f"login-ip:{ip}:{window}"
+    redis = services.redis
     count = await _shared_count(redis, key) if redis is not None else None
     if count is None:
-        count = _local_attempts.count(key, window)
+        count = services.login_attempts.count(key, window)
     if count > MAX_ATTEMPTS_PER_IP:
         raise TooManyLoginAttemptsError(
             datetime.fromtimestamp((window + 1) * IP_WINDOW_SECONDS, UTC)

@@ -16,11 +16,16 @@ from datetime import UTC, datetime
 import pyotp
 import segno
 from pyotp.utils import strings_equal
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from agent_platform.kit.errors import AppError, NotFoundError
-from agent_platform.organization.login import is_locked, note_failed_attempt
-from agent_platform.organization.models import User
+from agent_platform.organization.login import (
+    TWO_FACTOR_POLICY_ROLES,
+    is_locked,
+    note_failed_attempt,
+)
+from agent_platform.organization.models import Organization, User
 from agent_platform.services import Services
 
 ISSUER = "GPT Agent Platform"
@@ -111,3 +116,34 @@ async def disable_totp(services: Services, session: AsyncSession, user_id: uuid.
     user.totp_secret_encrypted = None
     user.totp_enabled = False
     user.totp_last_step = None
+
+
+async def organization_requires_two_factor(
+    session: AsyncSession, organization_id: uuid.UUID
+) -> bool:
+    """The organization's policy: owners and admins must pass a TOTP step at every login."""
+    required = await session.scalar(
+        select(Organization.require_two_factor_for_admins).where(Organization.id == organization_id)
+    )
+    if required is None:
+        raise NotFoundError("No such organization.")
+    return bool(required)
+
+
+async def two_factor_mandatory_for(
+    session: AsyncSession, organization_id: uuid.UUID, role: str
+) -> bool:
+    """Whether the policy binds `role`: then its holder may not turn two-factor off."""
+    return role in TWO_FACTOR_POLICY_ROLES and await organization_requires_two_factor(
+        session, organization_id
+    )
+
+
+async def set_two_factor_requirement(
+    session: AsyncSession, organization_id: uuid.UUID, *, required: bool
+) -> None:
+    """Switch the policy; owners and admins without TOTP set it up at their next login."""
+    organization = await session.get(Organization, organization_id, with_for_update=True)
+    if organization is None:
+        raise NotFoundError("No such organization.")
+    organization.require_two_factor_for_admins = required

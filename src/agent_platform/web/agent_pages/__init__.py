@@ -1,0 +1,1 @@
+"""The agents pages' parts: the settings forms, the lookups the tabs need, the playground."""

@@ -1,0 +1,1 @@
+"""The integrations and operations pages: Kommo connections, webhook health, platform health."""

@@ -1,0 +1,1 @@
+"""The team pages' parts: members, invitations, API keys and two-factor security."""
