@@ -37,6 +37,8 @@ class Conversation(IdMixin, TenantMixin, TimestampMixin, Base):
             "connection_id", "entity_type", "entity_id", name="uq_conversations_entity"
         ),
         Index("ix_conversations_org_last_message_at", "organization_id", "last_message_at"),
+        # The dashboard's handoffs of a day and of 7 days.
+        Index("ix_conversations_org_handed_off_at", "organization_id", "handed_off_at"),
     )
 
     # None for the chat API's conversations (channel "api"): no CRM behind them.
@@ -73,6 +75,13 @@ class Message(IdMixin, TenantMixin, TimestampMixin, Base):
     __table_args__ = (
         CheckConstraint("role IN ('user', 'assistant', 'manager', 'system', 'tool')", name="role"),
         Index("ix_messages_conversation_created_at", "conversation_id", "created_at"),
+        # The dashboard's figures read an organization's messages of a window: index-only.
+        Index(
+            "ix_messages_org_created_at",
+            "organization_id",
+            "created_at",
+            postgresql_include=["conversation_id", "role"],
+        ),
         Index(
             "uq_messages_user_inbox_event",
             "inbox_event_id",

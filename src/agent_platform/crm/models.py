@@ -122,6 +122,8 @@ class InboxEvent(IdMixin, TenantMixin, TimestampMixin, Base):
         UniqueConstraint("source", "dedupe_key", name="uq_inbox_events_source_dedupe_key"),
         CheckConstraint("status IN ('pending', 'handled', 'ignored', 'failed')", name="status"),
         Index("ix_inbox_events_status_received_at", "status", "received_at"),
+        # The dashboard's webhook events of the last 24 hours.
+        Index("ix_inbox_events_org_received_at", "organization_id", "received_at"),
     )
 
     connection_id: Mapped[uuid.UUID] = mapped_column(
@@ -152,7 +154,16 @@ class CrmDelivery(IdMixin, TenantMixin, TimestampMixin, Base):
     """
 
     __tablename__ = "crm_deliveries"
-    __table_args__ = (CheckConstraint("status IN ('pending', 'sent')", name="status"),)
+    __table_args__ = (
+        CheckConstraint("status IN ('pending', 'sent')", name="status"),
+        # The dashboard's replies sent by day.
+        Index(
+            "ix_crm_deliveries_org_sent_at",
+            "organization_id",
+            "sent_at",
+            postgresql_where=text("status = 'sent'"),
+        ),
+    )
 
     connection_id: Mapped[uuid.UUID] = mapped_column(
         UUID(as_uuid=True), ForeignKey("crm_connections.id", ondelete="CASCADE"), index=True

@@ -184,16 +184,16 @@ _RESPONSE_TIMES = text(
            AND m.role IN {_CONVERSING_ROLES}
            AND m.created_at >= :since AND m.created_at < :until
     ), customer AS (
-        -- A subquery per message: one lookup by the unique key, never a pass over every
-        -- delivery of the organization. The key is built outside it: under row-level
-        -- security only a plain comparison (no cast) may use the index before the policy.
-        SELECT c.conversation_id, c.turn, c.created_at, c.id,
-               (SELECT r.sent_at
-                  FROM crm_deliveries r
-                 WHERE r.idempotency_key = c.reply_key
-                   AND r.organization_id = :organization_id
-                   AND r.status = 'sent') AS reply_sent_at
+        -- A reply is sent after the message it answers, so only the deliveries sent since
+        -- `since` can answer one: a range of ix_crm_deliveries_org_sent_at, joined by key in
+        -- one pass (a lookup per message costs thousands of index probes on a busy week).
+        SELECT c.conversation_id, c.turn, c.created_at, c.id, r.sent_at AS reply_sent_at
           FROM conversing c
+          LEFT JOIN crm_deliveries r
+                 ON r.idempotency_key = c.reply_key
+                AND r.organization_id = :organization_id
+                AND r.status = 'sent'
+                AND r.sent_at >= :since
          WHERE c.role = 'user' AND c.reply_key IS NOT NULL
     ), answered AS (
         SELECT created_at AS received_at,

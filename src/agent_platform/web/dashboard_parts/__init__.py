@@ -1,0 +1,1 @@
+"""The dashboard page's parts: its figures shaped for reading, and its small SVG charts."""
