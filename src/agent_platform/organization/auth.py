@@ -1,4 +1,5 @@
-"""Who is calling the REST API: an API key (`Authorization: Bearer ap_…` or `X-API-Key`)."""
+"""Who is calling the REST API: an API key (`Authorization: Bearer ap_…` or `X-API-Key`), and
+what it may do: a `read` key reads (GET), a `write` key may also change things."""
 
 from __future__ import annotations
 
@@ -20,6 +21,17 @@ from agent_platform.services import Services
 class UnauthorizedError(AppError):
     status_code = 401
     code = "unauthorized"
+
+
+class InsufficientScopeError(AppError):
+    status_code = 403
+    code = "insufficient_scope"
+
+
+# What a key needs for each kind of request: reading, or anything that may change something.
+READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+# "*" is the scope of keys made before scopes were read/write: it may do everything.
+WRITE_SCOPES = frozenset({"write", "*"})
 
 
 @dataclass(frozen=True)
@@ -51,6 +63,10 @@ async def api_key_principal(request: Request) -> Principal:
             raise UnauthorizedError("The API key is not valid or has been revoked.")
         await session.execute(
             update(ApiKey).where(ApiKey.id == key.id).values(last_used_at=func.now())
+        )
+    if request.method not in READ_METHODS and not WRITE_SCOPES & set(key.scopes):
+        raise InsufficientScopeError(
+            "This API key may only read; a key with the write scope may change things."
         )
     return Principal(
         organization_id=key.organization_id, api_key_id=key.id, scopes=frozenset(key.scopes)

@@ -86,3 +86,27 @@ async def test_another_organization_cannot_revoke_or_list_a_key(
         with pytest.raises(NotFoundError):
             async with transaction(services.sessions) as session:
                 await revoke_api_key(session, organization_id, key_id)
+
+
+async def test_a_read_only_key_reads_but_may_not_change_anything(
+    services: Services, make_member: MakeMember, api_url: str
+) -> None:
+    ann = await make_member()
+    async with transaction(services.sessions) as session:
+        reader = await create_api_key(
+            session,
+            organization_id=ann.organization_id,
+            name="Reporting",
+            scopes=["read"],
+            created_by=ann.user_id,
+        )
+    headers = {"Authorization": f"Bearer {reader.plaintext}"}
+    async with httpx.AsyncClient(base_url=api_url, headers=headers) as client:
+        listed = await client.get("/api/v1/agents")
+        refused = await client.post("/api/v1/agents", json={"name": "Sneaky", "model": "m"})
+        after = await client.get("/api/v1/agents")
+
+    assert listed.status_code == 200
+    assert refused.status_code == 403
+    assert refused.json()["error"]["code"] == "insufficient_scope"
+    assert after.json() == listed.json(), "the refused request created nothing"
