@@ -90,8 +90,8 @@ async def _change(
         await record_activity(
             session,
             organization_id=principal.organization_id,
-            actor_type="api_key",
-            actor_id=str(principal.api_key_id),
+            actor_type=principal.actor_type,
+            actor_id=str(principal.actor_id),
             action=action,
             entity_type="conversation",
             entity_id=str(conversation.id),

@@ -84,7 +84,7 @@ async def answering_version(
 
 
 def _actor(principal: Principal) -> str:
-    return f"api_key:{principal.api_key_id}"
+    return f"{principal.actor_type}:{principal.actor_id}"
 
 
 async def create_agent(services: Services, principal: Principal, body: AgentCreate) -> AgentRecord:
@@ -258,8 +258,8 @@ async def _log(
     await record_activity(
         session,
         organization_id=agent.organization_id,
-        actor_type="api_key",
-        actor_id=str(principal.api_key_id),
+        actor_type=principal.actor_type,
+        actor_id=str(principal.actor_id),
         action=action,
         entity_type="agent",
         entity_id=str(agent.id),

@@ -40,7 +40,7 @@ async def chat(request: Request, principal: CurrentPrincipal, body: ChatIn) -> R
     services: Services = request.app.state.services
     try:
         await take_chat_request(
-            services.redis, str(principal.api_key_id), services.settings.chat_rate_limit_per_minute
+            services.redis, str(principal.actor_id), services.settings.chat_rate_limit_per_minute
         )
     except ChatRateLimitedError as exc:
         response = error_response(request, exc.status_code, exc.code, exc.message, exc.details)

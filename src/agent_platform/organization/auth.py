@@ -36,9 +36,24 @@ WRITE_SCOPES = frozenset({"write", "*"})
 
 @dataclass(frozen=True)
 class Principal:
+    """Who acts in an organization: one of its API keys, or a person signed in to the
+    dashboard (`user_id`; the pages act through the same services as the API)."""
+
     organization_id: uuid.UUID
-    api_key_id: uuid.UUID
     scopes: frozenset[str]
+    api_key_id: uuid.UUID | None = None
+    user_id: uuid.UUID | None = None
+
+    @property
+    def actor_type(self) -> str:
+        """As the activity log and versions name who did it."""
+        return "api_key" if self.user_id is None else "user"
+
+    @property
+    def actor_id(self) -> uuid.UUID:
+        actor = self.user_id or self.api_key_id
+        assert actor is not None, "a principal is an API key or a signed-in user"
+        return actor
 
 
 def _presented_key(request: Request) -> str | None:

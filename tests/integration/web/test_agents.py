@@ -103,6 +103,7 @@ async def test_an_agent_created_on_the_page_is_listed_as_a_draft_with_version_1(
     versions = await versions_of(services, agent_id)
     assert [version.number for version in versions] == [1]
     assert versions[0].settings["instructions"] == "Sell kindly."
+    assert versions[0].created_by == f"user:{person.user_id}"
     assert (await agent_row(services, agent_id)).organization_id == person.organization_id
 
 

@@ -26,15 +26,12 @@ SHOWN_ROWS = MAX_LIMIT
 
 
 def acting_principal(user: SignedInUser) -> Principal:
-    """The signed-in user as the agents service's caller.
-
-    agent.management records who saved or published a version by the Principal's id: for a
-    page that is the user's id (the service has no separate notion of a web user yet).
-    """
+    """The signed-in user as the agents service's caller: versions and the activity log
+    record the user (`user:<id>`) as the one who saved or published."""
     return Principal(
         organization_id=user.organization_id,
-        api_key_id=user.user_id,
         scopes=frozenset({"read", "write"}),
+        user_id=user.user_id,
     )
 
 
