@@ -1,5 +1,6 @@
 """Tenant isolation, endpoint by endpoint: for every /api/v1 route that names an object in its
-path, organization B's API key gets 404 for organization A's object, whatever the method.
+path, organization B's API key gets 404 for organization A's object, whatever the method; and
+for every dashboard page (/app/…) naming one, B's signed-in owner gets 404 as well.
 
 The routes come from the application's route table, not from a list kept by hand: a new
 endpoint is covered the day it is added, and one whose path names a kind of object the
@@ -24,13 +25,16 @@ from agent_platform.app import create_app
 from agent_platform.config import Settings
 from agent_platform.db.models import Base
 from agent_platform.db.session import TENANT_ROLE, tenant_transaction, transaction
+from agent_platform.organization.api_keys import create_api_key
 from agent_platform.organization.invitations import create_invitation
-from agent_platform.organization.models import Membership, User
+from agent_platform.organization.models import Membership, Role, User
 from agent_platform.organization.web_sessions import start_session
 from agent_platform.services import Services
 from tests.support.clients import integrator
 from tests.support.factories import ConnectedAgent, create_connected_agent
+from tests.support.people import create_member
 from tests.support.tenant_objects import TenantObjects, create_tenant_objects
+from tests.support.web_client import form_token, signed_in
 
 API_PREFIX = "/api/v1/"
 
@@ -305,3 +309,103 @@ async def test_row_level_security_shows_b_none_of_as_rows_in_any_tenant_table(
     seen_by_b = await _rows_seen(services, scope=beta, owner=connected, tables=tables)
     assert seen_by_b == {table.name: 0 for table in tables}, f"A's rows per table: {owned}"
     assert seen_by_a == owned
+
+
+PAGE_PREFIX = "/app/"
+# Page routes whose parameter is no object of an organization (a path segment's vocabulary).
+PAGE_KINDS = {"kind": "triggers"}
+
+
+def page_routes(app: FastAPI) -> list[tuple[str, str, tuple[str, ...], dict[str, str]]]:
+    """Every method of every dashboard page route naming an object: (method, path, params,
+    the form fields it requires, each given a value of its type)."""
+    found = []
+    for route in iter_route_contexts(app.routes):
+        path = route.path or ""
+        if not path.startswith(PAGE_PREFIX) or "{" not in path:
+            continue
+        params = tuple(param.name for param in route.dependant.path_params)
+        form = {
+            field.alias: _form_value(field.field_info.annotation)
+            for field in route.dependant.body_params
+            if field.field_info.is_required()
+        }
+        found += [(method, path, params, form) for method in sorted(route.methods or ())]
+    # Removing and revoking last, so that every other page meets the objects as made.
+    return sorted(found, key=lambda route: route[0] == "POST" and "/remove" in route[1])
+
+
+def _form_value(annotation: Any) -> str:
+    """A value of a form field's type: a choice's first option, else any text."""
+    options = getattr(annotation, "__args__", None) or [
+        member.value for member in getattr(annotation, "__members__", {}).values()
+    ]
+    return str(options[0]) if options else "x"
+
+
+async def _account_objects(services: Services, organization_id: uuid.UUID) -> dict[str, str]:
+    """A's objects only the dashboard names: a member's membership, an invitation, a key."""
+    async with transaction(services.sessions) as session:
+        user = User(email=f"member-{uuid.uuid4().hex[:8]}@example.com", name="Member")
+        session.add(user)
+        await session.flush()
+        membership = Membership(organization_id=organization_id, user_id=user.id, role="member")
+        session.add(membership)
+        invitation, _ = await create_invitation(
+            session,
+            organization_id=organization_id,
+            email="invitee@example.com",
+            role="member",
+            invited_by=None,
+        )
+        key = await create_api_key(
+            session,
+            organization_id=organization_id,
+            name="Sync",
+            scopes=["read"],
+            created_by=user.id,
+        )
+        await session.flush()
+        return {
+            "membership_id": str(membership.id),
+            "invitation_id": str(invitation.id),
+            "api_key_id": str(key.summary.id),
+        }
+
+
+async def test_another_organizations_objects_are_not_found_on_any_page(
+    services: Services,
+    settings: Settings,
+    api_url: str,
+    connected: ConnectedAgent,
+    beta: ConnectedAgent,
+) -> None:
+    assert settings.database_url
+    routes = page_routes(create_app(settings, settings.database_url))
+    assert routes, "the dashboard names no object in any page path"
+    async with integrator(services, connected.organization_id, api_url) as acme_api:
+        acme = await create_tenant_objects(acme_api, connected.connection_id)
+    ids = acme.ids | await _account_objects(services, connected.organization_id)
+    ids["row_id"] = ids["trigger_id"]
+    unsupplied = [
+        f"{method} {path}: no object for {{{param}}}"
+        for method, path, params, _ in routes
+        for param in params
+        if param not in ids and param not in PAGE_KINDS
+    ]
+    assert not unsupplied, "\n".join(unsupplied)
+    owner = await create_member(services, beta.organization_id, Role.OWNER)
+
+    async with signed_in(api_url, owner) as page:
+        token = form_token(await page.get("/app"))
+        answers = {}
+        for method, path, params, form in routes:
+            url = path.format(**{param: PAGE_KINDS.get(param) or ids[param] for param in params})
+            response = await (
+                page.get(url)
+                if method == "GET"
+                else page.post(url, data=form | {"csrf_token": token})
+            )
+            answers[f"{method} {path}"] = response.status_code
+
+    assert {route: code for route, code in answers.items() if code != 404} == {}

@@ -50,3 +50,16 @@ async def create_person(
         await session.flush()
         session.add(Membership(organization_id=organization.id, user_id=user.id, role=role))
     return Person(user.id, organization.id, email, PASSWORD)
+
+
+async def create_member(
+    services: Services, organization_id: uuid.UUID, role: Role = Role.ADMIN
+) -> Person:
+    """A user who signs in with a password, in an organization that exists already."""
+    email = f"member-{secrets.token_hex(4)}@example.com"
+    async with transaction(services.sessions) as session:
+        user = User(email=email, name="Member", password_hash=hash_password(PASSWORD))
+        session.add(user)
+        await session.flush()
+        session.add(Membership(organization_id=organization_id, user_id=user.id, role=role))
+    return Person(user.id, organization_id, email, PASSWORD)

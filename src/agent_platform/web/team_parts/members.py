@@ -119,11 +119,12 @@ async def change_role(
     *,
     acting_role: str,
 ) -> None:
+    # Found first: another organization's membership is not found, whatever the role asked.
+    membership = await _membership(session, organization_id, membership_id)
     try:
         role = Role(new_role)
     except ValueError as exc:
         raise UnknownRoleError(f"There is no role {new_role!r}.") from exc
-    membership = await _membership(session, organization_id, membership_id)
     _check_may_touch(acting_role, membership, role)
     if membership.role == role:
         return
