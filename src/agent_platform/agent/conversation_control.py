@@ -17,7 +17,7 @@ from pydantic import BaseModel
 from agent_platform.activity.repository import record_activity
 from agent_platform.conversation import repository as conversations
 from agent_platform.conversation.models import Conversation
-from agent_platform.db.session import transaction
+from agent_platform.db.session import tenant_transaction
 from agent_platform.kit.errors import NotFoundError
 from agent_platform.organization.auth import CurrentPrincipal, Principal
 from agent_platform.services import Services
@@ -73,14 +73,24 @@ async def resume(
 
 
 async def _change(
-    request: Request,
+    request: Request, principal: Principal, conversation_id: uuid.UUID, action: str, **state: object
+) -> ConversationControlOut:
+    services: Services = request.app.state.services
+    changed = await change_conversation_state(services, principal, conversation_id, action, state)
+    return ConversationControlOut.of(changed)
+
+
+async def change_conversation_state(
+    services: Services,
     principal: Principal,
     conversation_id: uuid.UUID,
     action: str,
-    **state: object,
-) -> ConversationControlOut:
-    services: Services = request.app.state.services
-    async with transaction(services.sessions) as session:
+    state: Mapping[str, object],
+) -> Conversation:
+    """Set the agent's state in the conversation (paused_state, RESUMED_STATE …) and record who
+    did it; the API's pause and resume and the dashboard's take over and resume alike."""
+    async with tenant_transaction(services.sessions, principal.organization_id) as session:
+        # Locked: the reply job deciding on this conversation waits, and sees the change.
         conversation = await conversations.conversation_of(
             session, principal.organization_id, conversation_id
         )
@@ -97,4 +107,4 @@ async def _change(
             entity_id=str(conversation.id),
         )
         await session.refresh(conversation)
-        return ConversationControlOut.of(conversation)
+        return conversation

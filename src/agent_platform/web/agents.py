@@ -29,7 +29,6 @@ from agent_platform.services import Services
 from agent_platform.web.agent_pages import forms, playground
 from agent_platform.web.agent_pages.loading import (
     EditedAgent,
-    acting_principal,
     agent_sequences,
     agent_triggers,
     answering_connections,
@@ -108,7 +107,7 @@ async def _listed(
 ) -> RowsPage[AgentRecord]:
     return await management.list_agents(
         _services(request),
-        acting_principal(user),
+        user.as_principal(),
         None,
         PageRequest.parse(LIST_PAGE_SIZE, cursor),
     )
@@ -146,7 +145,7 @@ async def create_agent(request: Request, user: CsrfCheckedUser) -> Response:
             errors=forms.field_errors(invalid, forms.MAIN_FIELDS),
             status_code=422,
         )
-    record = await management.create_agent(_services(request), acting_principal(user), body)
+    record = await management.create_agent(_services(request), user.as_principal(), body)
     return redirect(_with_notice(_agent_path(record.agent.id), "created"))
 
 
@@ -250,7 +249,7 @@ async def save_main(request: Request, user: CsrfCheckedUser, agent_id: uuid.UUID
         return redirect(_with_notice(_agent_path(agent_id), "unchanged"))
     try:
         await management.update_agent(
-            services, acting_principal(user), agent_id, AgentPatch.model_validate(patch)
+            services, user.as_principal(), agent_id, AgentPatch.model_validate(patch)
         )
     except management.NotPublishedError as refused:
         return _main_tab(
@@ -269,7 +268,7 @@ async def publish_version(
     request: Request, user: CsrfCheckedUser, agent_id: uuid.UUID, number: int
 ) -> Response:
     require(user.role, Permission.MANAGE_AGENTS)
-    await management.publish(_services(request), acting_principal(user), agent_id, number)
+    await management.publish(_services(request), user.as_principal(), agent_id, number)
     return redirect(_with_notice(_agent_path(agent_id), "published"))
 
 
@@ -278,7 +277,7 @@ async def roll_back_version(
     request: Request, user: CsrfCheckedUser, agent_id: uuid.UUID, number: int
 ) -> Response:
     require(user.role, Permission.MANAGE_AGENTS)
-    await management.roll_back(_services(request), acting_principal(user), agent_id, number)
+    await management.roll_back(_services(request), user.as_principal(), agent_id, number)
     return redirect(_with_notice(_agent_path(agent_id), "rolled_back"))
 
 
@@ -397,6 +396,6 @@ async def save_advanced(request: Request, user: CsrfCheckedUser, agent_id: uuid.
     if not patch:
         return redirect(_with_notice(path, "unchanged"))
     await management.update_agent(
-        services, acting_principal(user), agent_id, AgentPatch.model_validate(patch)
+        services, user.as_principal(), agent_id, AgentPatch.model_validate(patch)
     )
     return redirect(_with_notice(path, "saved"))

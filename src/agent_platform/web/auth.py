@@ -16,6 +16,7 @@ from fastapi import Depends, Request
 from starlette.responses import Response
 
 from agent_platform.db.session import transaction
+from agent_platform.organization.auth import Principal
 from agent_platform.organization.web_sessions import IssuedSession, active_session
 from agent_platform.services import Services
 from agent_platform.web import csrf
@@ -35,6 +36,15 @@ class SignedInUser:
     name: str
     csrf_token: str
     two_factor_passed: bool
+
+    def as_principal(self) -> Principal:
+        """The user as the domain services' caller: versions and the activity log record
+        the user (`user:<id>`) as the one who did it."""
+        return Principal(
+            organization_id=self.organization_id,
+            scopes=frozenset({"read", "write"}),
+            user_id=self.user_id,
+        )
 
 
 class SignInRequiredError(Exception):

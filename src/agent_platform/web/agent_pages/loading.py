@@ -17,22 +17,11 @@ from agent_platform.automation.triggers.repository import TriggerQuery
 from agent_platform.crm.kommo.connections import list_connections
 from agent_platform.crm.models import CrmConnection
 from agent_platform.kit.pagination import MAX_LIMIT, PageRequest
-from agent_platform.organization.auth import Principal
 from agent_platform.services import Services
 from agent_platform.web.auth import SignedInUser
 
 # A tab lists at most this many rows, newest first (the automation pages list them all).
 SHOWN_ROWS = MAX_LIMIT
-
-
-def acting_principal(user: SignedInUser) -> Principal:
-    """The signed-in user as the agents service's caller: versions and the activity log
-    record the user (`user:<id>`) as the one who saved or published."""
-    return Principal(
-        organization_id=user.organization_id,
-        scopes=frozenset({"read", "write"}),
-        user_id=user.user_id,
-    )
 
 
 @dataclass(frozen=True)
@@ -51,7 +40,7 @@ class EditedAgent:
 
 async def edited_agent(services: Services, user: SignedInUser, agent_id: uuid.UUID) -> EditedAgent:
     record, found = await management.list_versions(
-        services, acting_principal(user), agent_id, PageRequest.parse(SHOWN_ROWS, None)
+        services, user.as_principal(), agent_id, PageRequest.parse(SHOWN_ROWS, None)
     )
     versions = found.items
     # An agent written by other means than the API may have no version: its row is all.

@@ -22,7 +22,6 @@ from agent_platform.conversation.schemas import ChatIn
 from agent_platform.kit.errors import error_body
 from agent_platform.organization.permissions import Permission, require
 from agent_platform.services import Services
-from agent_platform.web.agent_pages.loading import acting_principal
 from agent_platform.web.auth import CsrfCheckedUser
 from agent_platform.web.routing import PageRoute
 
@@ -36,7 +35,7 @@ async def playground(request: Request, user: CsrfCheckedUser, agent_id: uuid.UUI
     form = await request.form()
     message = form.get("message")
     conversation = form.get("conversation_id")
-    principal = acting_principal(user)
+    principal = user.as_principal()
     record = await management.get_agent(services, principal, agent_id)
     try:
         body = ChatIn.model_validate(

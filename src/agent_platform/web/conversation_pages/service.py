@@ -13,10 +13,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from agent_platform.activity.models import ActivityLog
-from agent_platform.activity.repository import record_activity
-from agent_platform.agent.conversation_control import RESUMED_STATE, paused_state
+from agent_platform.agent.conversation_control import (
+    RESUMED_STATE,
+    change_conversation_state,
+    paused_state,
+)
 from agent_platform.conversation import queries as conversation_queries
-from agent_platform.conversation import repository as conversation_repository
 from agent_platform.conversation.models import Conversation, Message
 from agent_platform.conversation.service import ConversationNotFoundError
 from agent_platform.db.session import tenant_transaction
@@ -88,23 +90,7 @@ async def _change(
     state: Mapping[str, object],
 ) -> None:
     require(user.role, Permission.TAKE_OVER_CONVERSATIONS)
-    async with tenant_transaction(services.sessions, user.organization_id) as session:
-        # Locked: the reply job deciding on this conversation waits, and sees the change.
-        conversation = await conversation_repository.conversation_of(
-            session, user.organization_id, conversation_id
-        )
-        if conversation is None:
-            raise ConversationNotFoundError(conversation_id)
-        await conversation_repository.set_conversation_state(session, conversation.id, **state)
-        await record_activity(
-            session,
-            organization_id=user.organization_id,
-            actor_type="user",
-            actor_id=str(user.user_id),
-            action=action,
-            entity_type="conversation",
-            entity_id=str(conversation.id),
-        )
+    await change_conversation_state(services, user.as_principal(), conversation_id, action, state)
 
 
 async def list_activity(
