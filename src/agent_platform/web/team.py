@@ -16,6 +16,14 @@ from agent_platform.organization.invitations import (
     create_invitation,
     pending_invitations,
 )
+from agent_platform.organization.members import (
+    LastOwnerError,
+    UnknownRoleError,
+    change_role,
+    list_members,
+    member,
+    remove_member,
+)
 from agent_platform.organization.models import Role
 from agent_platform.organization.permissions import (
     ForbiddenError,
@@ -28,14 +36,6 @@ from agent_platform.web.rendering import render
 from agent_platform.web.routing import PageRoute, redirect
 from agent_platform.web.team_parts import acceptance, api_keys, security
 from agent_platform.web.team_parts.forms import FormError, FormText, object_id, services_of
-from agent_platform.web.team_parts.members import (
-    LastOwnerError,
-    UnknownRoleError,
-    change_role,
-    list_members,
-    member,
-    remove_member,
-)
 
 router = APIRouter(route_class=PageRoute, include_in_schema=False)
 router.include_router(acceptance.router)

@@ -10,6 +10,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
+from agent_platform.activity.repository import ActivityQuery
 from agent_platform.crm.models import TaskSource, TaskStatus
 from agent_platform.crm.records import service as crm_records
 from agent_platform.crm.records.repository import CallQuery, TaskQuery
@@ -24,7 +25,6 @@ from agent_platform.web.conversation_pages.filters import (
     page_request,
     text,
 )
-from agent_platform.web.conversation_pages.queries import ActivityQuery
 from agent_platform.web.conversation_pages.views import moment, page_link
 from agent_platform.web.rendering import render
 from agent_platform.web.routing import PageRoute

@@ -12,7 +12,6 @@ from decimal import Decimal
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from agent_platform.activity.models import ActivityLog
 from agent_platform.agent.models import Agent
 from agent_platform.conversation.models import Conversation, Message
 from agent_platform.kit.pagination import PageRequest, RowsPage, newest_first
@@ -78,28 +77,3 @@ async def conversation_usage(session: AsyncSession, conversation: Conversation) 
     ).one()
     # A sum over no values (no messages, or none with usage) is NULL.
     return Usage(int(row[0]), int(row[1] or 0), int(row[2] or 0), Decimal(row[3] or 0))
-
-
-@dataclass(frozen=True)
-class ActivityQuery:
-    """Which activity log entries the list shows; None means any."""
-
-    action: str | None = None
-    entity_type: str | None = None
-    entity_id: str | None = None
-
-
-async def activity(
-    session: AsyncSession, organization_id: uuid.UUID, query: ActivityQuery, page: PageRequest
-) -> RowsPage[ActivityLog]:
-    statement = select(ActivityLog).where(ActivityLog.organization_id == organization_id)
-    if query.action is not None:
-        statement = statement.where(ActivityLog.action == query.action)
-    if query.entity_type is not None:
-        statement = statement.where(ActivityLog.entity_type == query.entity_type)
-    if query.entity_id is not None:
-        statement = statement.where(ActivityLog.entity_id == query.entity_id)
-    rows = await session.scalars(
-        newest_first(statement, ActivityLog.created_at, ActivityLog.id, page)
-    )
-    return page.cut(list(rows))

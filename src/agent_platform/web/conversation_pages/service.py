@@ -12,7 +12,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from agent_platform.activity import repository as activity_log
 from agent_platform.activity.models import ActivityLog
+from agent_platform.activity.repository import ActivityQuery
 from agent_platform.agent.conversation_control import (
     RESUMED_STATE,
     change_conversation_state,
@@ -27,7 +29,7 @@ from agent_platform.organization.permissions import Permission, require
 from agent_platform.services import Services
 from agent_platform.web.auth import SignedInUser
 from agent_platform.web.conversation_pages import queries
-from agent_platform.web.conversation_pages.queries import ActivityQuery, ConversationQuery, Usage
+from agent_platform.web.conversation_pages.queries import ConversationQuery, Usage
 from agent_platform.web.conversation_pages.states import TAKEN_OVER_IN_DASHBOARD
 
 
@@ -97,4 +99,4 @@ async def list_activity(
     services: Services, organization_id: uuid.UUID, query: ActivityQuery, page: PageRequest
 ) -> RowsPage[ActivityLog]:
     async with tenant_transaction(services.sessions, organization_id) as session:
-        return await queries.activity(session, organization_id, query, page)
+        return await activity_log.list_activity(session, organization_id, query, page)
