@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from agent_platform.db.session import transaction
 from agent_platform.kit.errors import AppError, ConflictError, NotFoundError
 from agent_platform.organization.models import Invitation, Membership, Organization, Role, User
-from agent_platform.organization.passwords import hash_password, password_problem
+from agent_platform.organization.passwords import hash_password, password_refusal
 from agent_platform.organization.permissions import ForbiddenError
 from agent_platform.services import Services
 
@@ -126,9 +126,9 @@ async def accept_invitation(
     _check_usable(invitation, now)
     password_hash = None
     if user is None:
-        problem = password_problem(password, email=invitation.email, name=name)
-        if problem is not None:
-            raise WeakPasswordError(problem)
+        refusal = password_refusal(password, email=invitation.email, name=name)
+        if refusal is not None:
+            raise WeakPasswordError(refusal.message, details={"rule": refusal.rule})
         # Hashed before the write transaction: argon2 takes a while.
         password_hash = hash_password(password)
     async with transaction(services.sessions) as session:

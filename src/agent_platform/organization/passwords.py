@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from zxcvbn import zxcvbn  # type: ignore[import-untyped]
@@ -19,21 +21,42 @@ _MIN_LOCAL_PART = 3
 _hasher = PasswordHasher()
 
 
-def password_problem(password: str, *, email: str = "", name: str = "") -> str | None:
-    """None when `password` is acceptable; otherwise what is wrong with it, for the user."""
+@dataclass(frozen=True)
+class PasswordRefusal:
+    """Which rule a password breaks (`too_short`, `too_long`, `contains_email`, `too_weak`),
+    for a page to say in its reader's language, and `message`, in English, for the API."""
+
+    rule: str
+    message: str
+
+
+def password_refusal(password: str, *, email: str = "", name: str = "") -> PasswordRefusal | None:
+    """None when `password` is acceptable; otherwise the rule it breaks."""
     if len(password) < MIN_LENGTH:
-        return f"The password must be at least {MIN_LENGTH} characters long."
+        return PasswordRefusal(
+            "too_short", f"The password must be at least {MIN_LENGTH} characters long."
+        )
     if len(password) > MAX_LENGTH:
-        return f"The password must be at most {MAX_LENGTH} characters long."
+        return PasswordRefusal(
+            "too_long", f"The password must be at most {MAX_LENGTH} characters long."
+        )
     local_part = email.partition("@")[0].strip().lower()
     if len(local_part) >= _MIN_LOCAL_PART and local_part in password.lower():
-        return "The password must not contain your email address."
+        return PasswordRefusal(
+            "contains_email", "The password must not contain your email address."
+        )
     user_inputs = [value for value in (email, local_part, name, *name.split()) if value]
     verdict = zxcvbn(password[:_ZXCVBN_MAX_LENGTH], user_inputs=user_inputs)
     if verdict["score"] < MIN_STRENGTH:
         warning = verdict["feedback"].get("warning") or "It would be easy to guess."
-        return f"The password is too weak: {warning}"
+        return PasswordRefusal("too_weak", f"The password is too weak: {warning}")
     return None
+
+
+def password_problem(password: str, *, email: str = "", name: str = "") -> str | None:
+    """None when `password` is acceptable; otherwise what is wrong with it, in English."""
+    refusal = password_refusal(password, email=email, name=name)
+    return None if refusal is None else refusal.message
 
 
 def hash_password(password: str) -> str:

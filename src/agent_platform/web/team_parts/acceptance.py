@@ -23,6 +23,7 @@ from agent_platform.organization.invitations import (
     preview_invitation,
 )
 from agent_platform.organization.login import log_in
+from agent_platform.organization.passwords import MAX_LENGTH, MIN_LENGTH
 from agent_platform.organization.web_sessions import start_session
 from agent_platform.web import csrf
 from agent_platform.web.auth import set_session_cookie
@@ -104,9 +105,10 @@ async def accept(
     try:
         await accept_invitation(services, token, name=name, password=password)
     except WeakPasswordError as weak:
-        return _form_page(
-            request, preview, name=name, error=FormError(None, text=weak.message), status=422
-        )
+        rule = weak.details["rule"]
+        values = {"min": str(MIN_LENGTH), "max": str(MAX_LENGTH)}
+        error = FormError(f"team.invitation.password_{rule}", values)
+        return _form_page(request, preview, name=name, error=error, status=422)
     except AppError as refused:
         return _closed_page(request, refused)
     if preview.has_account:

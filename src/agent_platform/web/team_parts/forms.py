@@ -19,12 +19,10 @@ FormChoices = Annotated[list[str] | None, Form()]
 
 @dataclass(frozen=True)
 class FormError:
-    """A refusal shown above a form: a catalog key with its values, or, for a message the
-    catalogs do not know (the password policy's), the service's own text."""
+    """A refusal shown above a form: a catalog key with its values."""
 
-    key: str | None
+    key: str
     values: dict[str, str] = field(default_factory=dict)
-    text: str = ""
 
 
 def services_of(request: Request) -> Services:
