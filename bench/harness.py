@@ -10,8 +10,9 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -129,3 +130,23 @@ def drop_database(server_url: str, name: str) -> None:
 
     with psycopg.connect(libpq_url(server_url), autocommit=True) as admin:
         admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@contextlib.contextmanager
+def bench_database(server_url: str | None, prefix: str) -> Iterator[tuple[str, str]]:
+    """A database of the run's own, dropped (or stopped) afterwards: a new one on the server
+    of `server_url`, else an embedded PostgreSQL. Yields its URL and what server it is on."""
+    if server_url:
+        database_url, name = create_database(server_url, prefix)
+        try:
+            yield database_url, "given"
+        finally:
+            drop_database(server_url, name)
+        return
+    from agent_platform.db.embedded import start_embedded_postgres
+
+    embedded = start_embedded_postgres(Path(tempfile.mkdtemp(prefix="ap-bench-pg-")))
+    try:
+        yield embedded.url, "embedded (pgserver)"
+    finally:
+        embedded.stop()

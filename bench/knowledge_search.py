@@ -28,7 +28,6 @@ import random
 import secrets
 import statistics
 import sys
-import tempfile
 import time
 import uuid
 from collections.abc import Sequence
@@ -36,7 +35,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from harness import BenchError, create_database, drop_database, wait_for_quiet_machine
+from harness import (
+    BenchError,
+    bench_database,
+    wait_for_quiet_machine,
+)
 from results_file import REPO_ROOT, RESULTS_DIR, machine_details, write_results
 
 GOAL_P95_MS = 50.0
@@ -362,26 +365,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     started_at = datetime.now(UTC)
     machine = machine_details()  # before the run: the commit measured, not a later one
     quiet = wait_for_quiet_machine(args.quiet_wait) if args.quiet_wait > 0 else None
-    embedded = None
-    database_name = None
     try:
-        if args.database_url:
-            database_url, database_name = create_database(args.database_url, "ap_bench_knowledge")
-            server = "given"
-        else:
-            from agent_platform.db.embedded import start_embedded_postgres
-
-            embedded = start_embedded_postgres(Path(tempfile.mkdtemp(prefix="ap-bench-pg-")))
-            database_url, server = embedded.url, "embedded (pgserver)"
-        results = asyncio.run(run(args, database_url))
+        with bench_database(args.database_url, "ap_bench_knowledge") as (database_url, server):
+            results = asyncio.run(run(args, database_url))
     except BenchError as exc:
         print(f"benchmark failed: {exc}", file=sys.stderr)
         return 1
-    finally:
-        if database_name is not None:
-            drop_database(args.database_url, database_name)
-        if embedded is not None:
-            embedded.stop()
     results |= {
         "benchmark": "knowledge_search",
         "started_at": started_at.isoformat(),

@@ -42,8 +42,7 @@ from typing import Any
 import httpx
 from harness import (
     BenchError,
-    create_database,
-    drop_database,
+    bench_database,
     free_port,
     platform_cli,
     platform_env,
@@ -380,26 +379,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     started_at = datetime.now(UTC)
     machine = machine_details()  # before the run: the commit measured, not a later one
     quiet = wait_for_quiet_machine(args.quiet_wait) if args.quiet_wait > 0 else None
-    embedded = None
-    database_name = None
     try:
-        if args.database_url:
-            database_url, database_name = create_database(args.database_url, "ap_bench_pages")
-            server = "given"
-        else:
-            from agent_platform.db.embedded import start_embedded_postgres
-
-            embedded = start_embedded_postgres(Path(tempfile.mkdtemp(prefix="ap-bench-pg-")))
-            database_url, server = embedded.url, "embedded (pgserver)"
-        results = run(args, database_url)
+        with bench_database(args.database_url, "ap_bench_pages") as (database_url, server):
+            results = run(args, database_url)
     except BenchError as exc:
         print(f"benchmark failed: {exc}", file=sys.stderr)
         return 1
-    finally:
-        if database_name is not None:
-            drop_database(args.database_url, database_name)
-        if embedded is not None:
-            embedded.stop()
     for name, entry in results["pages"].items():
         print(summary_line(name, entry))
     results |= {
