@@ -403,6 +403,9 @@ async def test_logs_show_activity_tasks_and_calls_with_filters(
     assert "agent.published" in published.text
     assert "lead.stage_changed" not in published.text
     assert "Call the customer back" in open_tasks.text
+    # The filter chosen stays chosen in its select.
+    assert '<option value="open" selected>' in open_tasks.text
+    assert '<option value="inbound" selected>' in inbound.text
     assert "Send the contract" not in open_tasks.text
     assert "Send the contract" in lead_tasks.text
     assert "Call the customer back" not in lead_tasks.text
