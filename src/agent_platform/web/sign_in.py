@@ -13,6 +13,7 @@ from agent_platform.db.session import transaction
 from agent_platform.organization.login import (
     AccountLockedError,
     LoginRefusedError,
+    LoginResult,
     TooManyLoginAttemptsError,
     log_in,
 )
@@ -84,9 +85,10 @@ async def login(
     await csrf.check_pre_session(request)
     services: Services = request.app.state.services
     next_path = safe_next_path(next)
-    client_ip = request.client.host if request.client else None
     try:
-        result = await log_in(services, email=email.strip(), password=password, ip=client_ip)
+        result = await log_in(
+            services, email=email.strip(), password=password, ip=client_ip(request)
+        )
     except LoginRefusedError:
         return _login_page(
             request, next_path=next_path, email=email, error="login.refused", status=401
@@ -104,12 +106,25 @@ async def login(
             error_values={"until": f"{locked.until:%H:%M} UTC"},
             status=429,
         )
+    return await signed_in(request, services, result, next_path)
+
+
+def client_ip(request: Request) -> str | None:
+    """The address a sign-in comes from (behind a trusted proxy, uvicorn has set it)."""
+    return request.client.host if request.client else None
+
+
+async def signed_in(
+    request: Request, services: Services, result: LoginResult, next_path: str
+) -> Response:
+    """The session of a password accepted (sign-in, an invitation accepted): on to
+    `next_path`, or first to the two-factor step when the user has one."""
     async with transaction(services.sessions) as session:
         issued = await start_session(
             session,
             user_id=result.user_id,
             organization_id=result.organization_id,
-            ip=client_ip,
+            ip=client_ip(request),
             user_agent=request.headers.get("user-agent"),
             two_factor_passed=not result.needs_totp,
         )

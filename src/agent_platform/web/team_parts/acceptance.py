@@ -12,7 +12,6 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from agent_platform.db.session import transaction
 from agent_platform.kit.errors import AppError
 from agent_platform.organization.invitations import (
     InvitationExpiredError,
@@ -24,11 +23,10 @@ from agent_platform.organization.invitations import (
 )
 from agent_platform.organization.login import log_in
 from agent_platform.organization.passwords import MAX_LENGTH, MIN_LENGTH
-from agent_platform.organization.web_sessions import start_session
 from agent_platform.web import csrf
-from agent_platform.web.auth import set_session_cookie
 from agent_platform.web.rendering import render
-from agent_platform.web.routing import TWO_FACTOR_PATH, PageRoute, redirect
+from agent_platform.web.routing import PageRoute, redirect
+from agent_platform.web.sign_in import client_ip, signed_in
 from agent_platform.web.team_parts.forms import FormError, FormText, services_of
 
 router = APIRouter(route_class=PageRoute, include_in_schema=False)
@@ -113,21 +111,11 @@ async def accept(
         return _closed_page(request, refused)
     if preview.has_account:
         return redirect("/login?" + urlencode({"next": "/app"}))
-    client_ip = request.client.host if request.client else None
     try:
-        result = await log_in(services, email=preview.email, password=password, ip=client_ip)
+        result = await log_in(
+            services, email=preview.email, password=password, ip=client_ip(request)
+        )
     except AppError:
         # Joined, but not signed in here (a limit of sign-in attempts): the login form will.
         return redirect("/login?" + urlencode({"next": "/app"}))
-    async with transaction(services.sessions) as session:
-        issued = await start_session(
-            session,
-            user_id=result.user_id,
-            organization_id=result.organization_id,
-            ip=client_ip,
-            user_agent=request.headers.get("user-agent"),
-            two_factor_passed=not result.needs_totp,
-        )
-    response = redirect(TWO_FACTOR_PATH if result.needs_totp else "/app")
-    set_session_cookie(request, response, issued)
-    return response
+    return await signed_in(request, services, result, "/app")
