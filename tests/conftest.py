@@ -24,7 +24,6 @@ from agent_platform.config import Settings
 from agent_platform.crm.sandbox.app import create_sandbox_app
 from agent_platform.db.embedded import start_embedded_postgres
 from agent_platform.db.migrate import alembic_config
-from agent_platform.db.models import Base
 from agent_platform.db.urls import libpq_url
 from agent_platform.services import Services, open_services
 from tests.fakes.openai_server import create_fake_openai_app
@@ -38,7 +37,16 @@ hypothesis.settings.register_profile(
 )
 hypothesis.settings.load_profile("suite")
 
-APP_TABLES = ", ".join(Base.metadata.tables)
+# Every table but the migration marker: ours, procrastinate's and any later migration's.
+_TABLES = (
+    "SELECT tablename FROM pg_tables "
+    "WHERE schemaname = 'public' AND tablename <> 'alembic_version'"
+)
+# Sequences start again, as TRUNCATE ... RESTART IDENTITY would.
+_RESTART_SEQUENCES = (
+    "SELECT setval(oid::regclass, 1, false) FROM pg_class "
+    "WHERE relkind = 'S' AND relnamespace = 'public'::regnamespace"
+)
 
 
 def free_port() -> int:
@@ -98,11 +106,17 @@ def _as_url(info: dict[str, object]) -> str:
 
 @pytest.fixture
 def clean_database(database_url: str) -> str:
-    with psycopg.connect(libpq_url(database_url), autocommit=True) as connection:
-        connection.execute(
-            f"TRUNCATE {APP_TABLES}, procrastinate_jobs, procrastinate_workers, "
-            "procrastinate_periodic_defers RESTART IDENTITY CASCADE"
-        )
+    """The test database with every table emptied.
+
+    DELETE, not TRUNCATE: truncating makes new files for all ~35 tables, ten times slower on
+    tables holding a handful of rows. The replica role skips foreign-key checks and triggers, so
+    the order of the tables does not matter (the tests' server role is a superuser).
+    """
+    with psycopg.connect(libpq_url(database_url)) as connection:
+        connection.execute("SET LOCAL session_replication_role = replica")
+        for (table,) in connection.execute(_TABLES).fetchall():
+            connection.execute(f'DELETE FROM "{table}"')
+        connection.execute(_RESTART_SEQUENCES)
     return database_url
 
 
