@@ -17,6 +17,7 @@ import hypothesis
 import psycopg
 import pytest
 from alembic import command
+from psycopg import sql
 from pydantic import SecretStr
 
 from agent_platform.app import create_app
@@ -115,7 +116,7 @@ def clean_database(database_url: str) -> str:
     with psycopg.connect(libpq_url(database_url)) as connection:
         connection.execute("SET LOCAL session_replication_role = replica")
         for (table,) in connection.execute(_TABLES).fetchall():
-            connection.execute(f'DELETE FROM "{table}"')
+            connection.execute(sql.SQL("DELETE FROM {}").format(sql.Identifier(table)))
         connection.execute(_RESTART_SEQUENCES)
     return database_url
 

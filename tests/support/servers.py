@@ -46,7 +46,8 @@ class _PromptServer(uvicorn.Server):
         await self.lifespan.shutdown()
 
     async def _drain(self) -> None:
-        while self.server_state.connections or self.server_state.tasks:
+        # uvicorn signals no event when its last connection or task ends: polling it is.
+        while self.server_state.connections or self.server_state.tasks:  # noqa: ASYNC110
             await asyncio.sleep(POLL_SECONDS)
         for server in self.servers:
             await server.wait_closed()
