@@ -40,8 +40,7 @@ hypothesis.settings.load_profile("suite")
 
 # Every table but the migration marker: ours, procrastinate's and any later migration's.
 _TABLES = (
-    "SELECT tablename FROM pg_tables "
-    "WHERE schemaname = 'public' AND tablename <> 'alembic_version'"
+    "SELECT tablename FROM pg_tables WHERE schemaname = 'public' AND tablename <> 'alembic_version'"
 )
 # Sequences start again, as TRUNCATE ... RESTART IDENTITY would.
 _RESTART_SEQUENCES = (
