@@ -4,18 +4,13 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Coroutine
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
-from pydantic import ValidationError
 
-from agent_platform.config import Settings, WeakSecretError, ensure_secrets
-from agent_platform.db.embedded import EmbeddedPostgresError
-from agent_platform.kit.event_loop import run_event_loop
-from agent_platform.kit.failures import PlatformPartFailedError, StartupRefusedError
-from agent_platform.ops.logging import configure_logging
+from agent_platform.commands import backup, dr, preflight, queue, secrets
+from agent_platform.commands.common import JsonOutput, load_settings, run_async
 
 app = typer.Typer(
     help="GPT Agent Platform: AI agents that work inside Kommo CRM.", no_args_is_help=True
@@ -26,45 +21,14 @@ agent_app = typer.Typer(help="AI agents.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(kommo_app, name="kommo")
 app.add_typer(agent_app, name="agent")
+app.add_typer(queue.app, name="queue")
+app.add_typer(secrets.app, name="secrets")
+app.add_typer(backup.app, name="backup")
+app.add_typer(dr.app, name="dr")
+app.command("preflight")(preflight.preflight)
 
 Host = Annotated[str, typer.Option(help="Interface to listen on.")]
 Port = Annotated[int, typer.Option(help="Port of the web app and API.")]
-
-
-def _settings(service: str) -> Settings:
-    """Settings with logging configured, or one clear line and exit code 2.
-
-    Logging is configured before the secrets are checked, so that the warning about a
-    generated development key is a log line on stderr, never text on stdout (`--json`).
-    """
-    try:
-        settings = Settings()
-        configure_logging(service=service, level=settings.log_level, fmt=settings.log_format)
-        return ensure_secrets(settings)
-    except (WeakSecretError, ValidationError) as exc:
-        typer.echo(f"Configuration error: {_first_line(exc)}", err=True)
-        raise typer.Exit(2) from None
-
-
-def _first_line(exc: Exception) -> str:
-    if isinstance(exc, ValidationError):
-        error = exc.errors()[0]
-        return f"{'.'.join(str(p) for p in error['loc']).upper()}: {error['msg']}"
-    return str(exc)
-
-
-def _run(coroutine: Coroutine[Any, Any, None]) -> None:
-    try:
-        run_event_loop(coroutine)
-    except EmbeddedPostgresError as exc:
-        typer.echo(f"Database error: {exc}", err=True)
-        raise typer.Exit(2) from None
-    except StartupRefusedError as exc:
-        typer.echo(f"Cannot start: {exc}", err=True)
-        raise typer.Exit(2) from None
-    except PlatformPartFailedError as exc:
-        typer.echo(f"Stopped: {exc}", err=True)
-        raise typer.Exit(1) from None
 
 
 @app.command()
@@ -77,7 +41,7 @@ def up(
     sandbox_port: Annotated[int, typer.Option(help="Port of the Kommo sandbox (--demo).")] = 8001,
 ) -> None:
     """Run it all in one process: database (embedded if needed), migrations, API, worker."""
-    settings = _settings("platform")
+    settings = load_settings("platform")
     from agent_platform.runner import PlatformParts, run_platform
 
     parts = PlatformParts(
@@ -89,16 +53,16 @@ def up(
         port=port,
         sandbox_port=sandbox_port,
     )
-    _run(run_platform(settings, parts))
+    run_async(run_platform(settings, parts))
 
 
 @app.command()
 def api(host: Host = "127.0.0.1", port: Port = 8000) -> None:
     """Run the web app and API."""
-    settings = _settings("api")
+    settings = load_settings("api")
     from agent_platform.runner import PlatformParts, run_platform
 
-    _run(
+    run_async(
         run_platform(
             settings, PlatformParts(api=True, worker=False, migrate=False, host=host, port=port)
         )
@@ -108,10 +72,10 @@ def api(host: Host = "127.0.0.1", port: Port = 8000) -> None:
 @app.command()
 def worker() -> None:
     """Run a worker (serves /health and /metrics on WORKER_HEALTH_PORT)."""
-    settings = _settings("worker")
+    settings = load_settings("worker")
     from agent_platform.runner import PlatformParts, run_platform
 
-    _run(run_platform(settings, PlatformParts(api=False, worker=True, migrate=False)))
+    run_async(run_platform(settings, PlatformParts(api=False, worker=True, migrate=False)))
 
 
 @db_app.command("upgrade")
@@ -120,7 +84,7 @@ def db_upgrade() -> None:
     from agent_platform.db.migrate import upgrade_to_head
     from agent_platform.runner import resolve_database
 
-    settings = _settings("cli")
+    settings = load_settings("cli")
 
     async def upgrade() -> None:
         url, embedded = resolve_database(settings)
@@ -130,20 +94,20 @@ def db_upgrade() -> None:
             if embedded:
                 embedded.stop()
 
-    _run(upgrade())
+    run_async(upgrade())
     typer.echo("Database is at the latest migration.")
 
 
 @db_app.command("current")
 def db_current(
-    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    as_json: JsonOutput = False,
 ) -> None:
     """Show the database's migration and the code's latest one."""
     from agent_platform.db.migrate import current_revision, head_revision
     from agent_platform.db.session import create_engine
     from agent_platform.runner import resolve_database
 
-    settings = _settings("cli")
+    settings = load_settings("cli")
     found: dict[str, str | None] = {}
 
     async def read() -> None:
@@ -156,7 +120,7 @@ def db_current(
             if embedded:
                 embedded.stop()
 
-    _run(read())
+    run_async(read())
     head = head_revision()
     if as_json:
         typer.echo(
@@ -188,7 +152,7 @@ def kommo_sandbox(
 
     from agent_platform.crm.sandbox.app import create_sandbox_app
 
-    _settings("kommo-sandbox")
+    load_settings("kommo-sandbox")
     access_token = token or secrets.token_urlsafe(24)
     typer.echo(f"Kommo sandbox at http://{host}:{port}  access token: {access_token}")
     uvicorn.run(create_sandbox_app(access_token), host=host, port=port, log_config=None)
@@ -204,7 +168,7 @@ def agent_eval(
         int | None,
         typer.Option(min=1, help="Any saved version, a draft too; default: the published one."),
     ] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    as_json: JsonOutput = False,
 ) -> None:
     """Run scripted conversations against an agent's version and check what it does.
 
@@ -220,7 +184,7 @@ def agent_eval(
     from agent_platform.runner import resolve_database
     from agent_platform.services import open_services
 
-    settings = _settings("cli")
+    settings = load_settings("cli")
     try:
         cases = parse_dataset(dataset.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, DatasetError) as exc:
@@ -250,7 +214,7 @@ def agent_eval(
                 embedded.stop()
 
     try:
-        _run(run())
+        run_async(run())
     except AppError as exc:
         typer.echo(f"Cannot evaluate: {exc.message}", err=True)
         raise typer.Exit(2) from None

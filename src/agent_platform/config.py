@@ -83,7 +83,23 @@ class Settings(BaseSettings):
     job_stalled_after_seconds: float = Field(default=30.0, ge=2.0)
     job_stalled_check_seconds: float = Field(default=10.0, gt=0)
 
+    # Error tracking: off unless a DSN is set. The release names the version and GIT_SHA
+    # (set at image build; in a source checkout, git is asked).
     sentry_dsn: SecretStr | None = None
+    sentry_traces_sample_rate: float = Field(default=0.1, ge=0.0, le=1.0)
+    git_sha: str | None = None
+
+    # Backups (`agent-platform backup …`): where they are kept, an optional key that
+    # encrypts them, and a cron expression (UTC) for the worker's own daily backup.
+    backup_dir: Path | None = None
+    backup_encryption_key: SecretStr | None = None
+    backup_schedule: str | None = None
+    backup_keep_daily: int = Field(default=7, ge=0)
+    backup_keep_weekly: int = Field(default=4, ge=0)
+    backup_keep_monthly: int = Field(default=6, ge=0)
+    # Disaster-recovery targets `agent-platform dr drill` measures against.
+    dr_rto_target_minutes: float = Field(default=60.0, gt=0)
+    dr_rpo_target_hours: float = Field(default=24.0, gt=0)
 
     kommo_client_id: str | None = None
     kommo_client_secret: SecretStr | None = None
@@ -139,6 +155,11 @@ class Settings(BaseSettings):
     @property
     def is_production(self) -> bool:
         return self.environment is Environment.PRODUCTION
+
+    @property
+    def backup_directory(self) -> Path:
+        """BACKUP_DIR, else `backups` under DATA_DIR."""
+        return self.backup_dir or self.data_dir / "backups"
 
 
 def secret_problem(name: str, value: SecretStr | None) -> str | None:

@@ -1,0 +1,1 @@
+"""Groups of the `agent-platform` command: operations (queue, preflight, secrets, backup, dr)."""
