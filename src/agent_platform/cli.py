@@ -11,6 +11,7 @@ import typer
 
 from agent_platform.commands import backup, dr, preflight, queue, secrets
 from agent_platform.commands.common import JsonOutput, load_settings, run_async
+from agent_platform.organization.models import Role
 
 app = typer.Typer(
     help="GPT Agent Platform: AI agents that work inside Kommo CRM.", no_args_is_help=True
@@ -18,9 +19,11 @@ app = typer.Typer(
 db_app = typer.Typer(help="Database schema migrations.", no_args_is_help=True)
 kommo_app = typer.Typer(help="Kommo tools.", no_args_is_help=True)
 agent_app = typer.Typer(help="AI agents.", no_args_is_help=True)
+user_app = typer.Typer(help="Dashboard users.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(kommo_app, name="kommo")
 app.add_typer(agent_app, name="agent")
+app.add_typer(user_app, name="user")
 app.add_typer(queue.app, name="queue")
 app.add_typer(secrets.app, name="secrets")
 app.add_typer(backup.app, name="backup")
@@ -225,6 +228,91 @@ def agent_eval(
         print_report(Console(), report)
     if report.failed:
         raise typer.Exit(1)
+
+
+@user_app.command("create")
+def user_create(
+    email: Annotated[str, typer.Argument(help="The address the user signs in with.")],
+    organization: Annotated[
+        str, typer.Option(help="The organization's name; created when none has this name.")
+    ],
+    name: Annotated[str, typer.Option(help="The user's display name.")] = "",
+    role: Annotated[Role, typer.Option(help="The user's role in the organization.")] = Role.OWNER,
+    password_stdin: Annotated[
+        bool, typer.Option(help="Read the password from standard input instead of asking.")
+    ] = False,
+    as_json: JsonOutput = False,
+) -> None:
+    """Create a user who signs in to the dashboard, in a new or an existing organization.
+
+    Exit code 0 when created, 2 when the input is refused (weak password, taken email).
+    """
+    import sys
+
+    from agent_platform.db.session import transaction
+    from agent_platform.kit.errors import AppError
+    from agent_platform.organization.accounts import CreatedAccount, create_account
+    from agent_platform.organization.invitations import normalized_email
+    from agent_platform.organization.passwords import hash_password, password_problem
+    from agent_platform.runner import resolve_database
+    from agent_platform.services import open_services
+
+    settings = load_settings("cli")
+    try:
+        address = normalized_email(email)
+    except AppError as exc:
+        typer.echo(f"Refused: {exc.message}", err=True)
+        raise typer.Exit(2) from None
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+    else:
+        password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+    problem = password_problem(password, email=address, name=name)
+    if problem is not None:
+        typer.echo(f"Refused: {problem}", err=True)
+        raise typer.Exit(2)
+    password_hash = hash_password(password)
+    found: dict[str, CreatedAccount] = {}
+
+    async def create() -> None:
+        url, embedded = resolve_database(settings)
+        try:
+            async with (
+                open_services(settings, url) as services,
+                transaction(services.sessions) as session,
+            ):
+                found["account"] = await create_account(
+                    session,
+                    email=address,
+                    name=name.strip(),
+                    password_hash=password_hash,
+                    organization_name=organization.strip(),
+                    role=role,
+                )
+        finally:
+            if embedded:
+                embedded.stop()
+
+    try:
+        run_async(create())
+    except AppError as exc:
+        typer.echo(f"Refused: {exc.message}", err=True)
+        raise typer.Exit(2) from None
+    account = found["account"]
+    if as_json:
+        typer.echo(
+            json.dumps(
+                {
+                    "user_id": str(account.user_id),
+                    "organization_id": str(account.organization_id),
+                    "organization_created": account.organization_created,
+                    "role": role.value,
+                }
+            )
+        )
+    else:
+        where = "new" if account.organization_created else "existing"
+        typer.echo(f"Created {address} ({role.value}) in the {where} organization {organization}.")
 
 
 def main() -> None:

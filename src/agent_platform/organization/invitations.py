@@ -50,7 +50,7 @@ def _token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def _normalized_email(email: str) -> str:
+def normalized_email(email: str) -> str:
     email = email.strip().lower()
     local, at, domain = email.partition("@")
     if (
@@ -74,7 +74,7 @@ async def create_invitation(
 ) -> tuple[Invitation, str]:
     """A new invitation and its token (for the link; never stored). Only an owner may invite an
     owner; `invited_by` None is the platform itself (the CLI)."""
-    email = _normalized_email(email)
+    email = normalized_email(email)
     try:
         role = Role(role)
     except ValueError as exc:
