@@ -20,6 +20,8 @@ from agent_platform.db.embedded import EmbeddedPostgres, start_embedded_postgres
 from agent_platform.db.migrate import upgrade_to_head
 from agent_platform.demo import sandbox_token, seed_demo
 from agent_platform.kit.failures import PlatformPartFailedError
+from agent_platform.ops.backups.schedule import check_backup_schedule
+from agent_platform.ops.sentry import init_sentry
 from agent_platform.queue.worker import run_worker
 from agent_platform.services import Services, open_services
 
@@ -43,6 +45,13 @@ class PlatformParts:
     host: str = "127.0.0.1"
     port: int = 8000
     sandbox_port: int = 8001
+
+    @property
+    def service(self) -> str:
+        """The name error reports carry: api, worker, or platform (`up` runs both)."""
+        if self.api and self.worker:
+            return "platform"
+        return "api" if self.api else "worker"
 
 
 def resolve_database(settings: Settings) -> tuple[str, EmbeddedPostgres | None]:
@@ -74,6 +83,9 @@ def _stop_event() -> asyncio.Event:
 
 
 async def run_platform(settings: Settings, parts: PlatformParts) -> None:
+    init_sentry(settings, parts.service)
+    if parts.worker:
+        check_backup_schedule(settings.backup_schedule)
     database_url, embedded = resolve_database(settings)
     try:
         if parts.migrate:

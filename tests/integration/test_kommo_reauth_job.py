@@ -125,7 +125,7 @@ async def test_a_revoked_grant_stops_the_connections_replies(
     assert error is not None
     assert "re-authorization" in error
     assert (await connection_row(services, connection_id)).status == "needs_reauth"
-    exposition = (await render_metrics(services.engine, ["agent-jobs"])).decode()
+    exposition = (await render_metrics(services)).decode()
     assert "kommo_connections_needing_reauth 1.0" in exposition
     async with transaction(services.sessions) as session:
         jobs = (

@@ -70,7 +70,7 @@ async def account_id_seen(kommo: KommoClient) -> int:
 
 
 async def needing_reauth(services: Services) -> str:
-    exposition = (await render_metrics(services.engine, ["agent-jobs"])).decode()
+    exposition = (await render_metrics(services)).decode()
     [line] = [
         x for x in exposition.splitlines() if x.startswith("kommo_connections_needing_reauth")
     ]

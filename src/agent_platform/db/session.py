@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import (
 )
 
 from agent_platform.db.urls import sqlalchemy_url
+from agent_platform.ops.query_metrics import instrument_engine
 
 # The role tenant-scoped transactions switch to: it has no BYPASSRLS, so the row-level-security
 # policies apply even when the platform connects as the tables' owner or a superuser.
@@ -24,13 +25,15 @@ TENANT_SETTING = "app.organization_id"
 
 
 def create_engine(database_url: str, *, pool_size: int = 10) -> AsyncEngine:
-    return create_async_engine(
+    engine = create_async_engine(
         sqlalchemy_url(database_url),
         pool_size=pool_size,
         max_overflow=pool_size,
         pool_pre_ping=True,
         pool_timeout=10,
     )
+    instrument_engine(engine.sync_engine)
+    return engine
 
 
 def create_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

@@ -22,8 +22,10 @@ class SecretBox:
     """Encrypts with the current key; decrypts with it or, during a rotation, the previous one."""
 
     def __init__(self, key: str, previous_key: str | None = None) -> None:
-        keys = [_fernet(key)] + ([_fernet(previous_key)] if previous_key else [])
-        self._fernet = MultiFernet(keys)
+        self._current = _fernet(key)
+        self._fernet = MultiFernet(
+            [self._current] + ([_fernet(previous_key)] if previous_key else [])
+        )
 
     def encrypt(self, plaintext: str) -> str:
         return self._fernet.encrypt(plaintext.encode()).decode()
@@ -33,3 +35,11 @@ class SecretBox:
             return self._fernet.decrypt(token.encode()).decode()
         except InvalidToken as exc:
             raise DecryptionError("value was encrypted with a key we do not have") from exc
+
+    def is_current(self, token: str) -> bool:
+        """Whether the current key alone decrypts `token`: a key rotation leaves it as it is."""
+        try:
+            self._current.decrypt(token.encode())
+        except InvalidToken:
+            return False
+        return True

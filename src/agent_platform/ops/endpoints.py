@@ -59,7 +59,8 @@ async def live() -> dict[str, str]:
 @router.get("/metrics", summary="Prometheus metrics", include_in_schema=False)
 async def metrics(request: Request) -> Response:
     services: Services = request.app.state.services
+    # The same checks as /api/health, so health_check_ok and the endpoint never disagree.
     return Response(
-        await render_metrics(services.engine, [services.settings.job_queue_name]),
+        await render_metrics(services, health_checks=api_checks(services)),
         media_type=CONTENT_TYPE,
     )

@@ -66,3 +66,13 @@ def _add_service(service: str) -> structlog.types.Processor:
         return event
 
     return processor
+
+
+def current_request_id() -> str | None:
+    """The request id bound to this context: the request's, or the job's that it caused.
+
+    Whatever is deferred or sent from here carries it on, so one id follows a webhook into
+    its job, the jobs that job defers, and the Kommo calls they make.
+    """
+    request_id = structlog.contextvars.get_contextvars().get("request_id")
+    return request_id if isinstance(request_id, str) else None

@@ -1,15 +1,17 @@
-"""Prometheus metrics of the platform and the /metrics exposition.
+"""Prometheus metrics of the platform and the /metrics exposition (docs/metrics.md lists them).
 
 With PROMETHEUS_MULTIPROC_DIR set (several api processes behind one port), counters and
 histograms are summed across processes by prometheus-client's multiprocess mode. Figures
-read from the database at scrape time (queue, pool) are the same whichever process answers.
+read from the database and Redis at scrape time are the same whichever process answers; the
+api adds the deep health check's outcome. api and worker render through the same function.
 """
 
 from __future__ import annotations
 
-import contextlib
+import asyncio
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING
 
 from prometheus_client import (
     REGISTRY,
@@ -26,9 +28,22 @@ from sqlalchemy.pool import QueuePool
 
 from agent_platform.crm.models import ConnectionStatus
 from agent_platform.crm.repository import connections_by_status
+from agent_platform.ops.database_metrics import (
+    pg_connection_families,
+    queue_worker_families,
+    web_active_user_families,
+)
+from agent_platform.ops.health import Check, run_checks
+from agent_platform.ops.query_metrics import untimed_queries
+from agent_platform.ops.redis_metrics import redis_memory_families
 from agent_platform.queue.stats import queue_figures
 
+if TYPE_CHECKING:
+    from agent_platform.services import Services
+
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+# Each figure read at scrape time gets this long; Prometheus gives a whole scrape 10 s.
+SCRAPE_SOURCE_TIMEOUT_SECONDS = 3.0
 
 HTTP_REQUESTS = Counter(
     "http_requests_total",
@@ -127,6 +142,43 @@ def _pool_families(engine: AsyncEngine) -> list[Metric]:
     return [family]
 
 
+async def _health_families(checks: Mapping[str, Check]) -> list[Metric]:
+    family = GaugeMetricFamily(
+        "health_check_ok",
+        "1 when the deep health check's part passes at scrape time, else 0 (as /api/health).",
+        labels=["check"],
+    )
+    for result in await run_checks(dict(checks)):
+        family.add_metric([result.name], 1 if result.ok else 0)
+    return [family]
+
+
+async def _scraped_families(services: Services, health_checks: Mapping[str, Check]) -> list[Metric]:
+    """Figures read now, concurrently; a source that fails or hangs is left out (with the
+    database away there are no queue figures: health_check_ok and /api/health report that)."""
+    engine, settings = services.engine, services.settings
+    sources = [
+        _queue_families(engine, [settings.job_queue_name]),
+        _connection_families(engine),
+        pg_connection_families(engine),
+        web_active_user_families(engine),
+        queue_worker_families(engine, settings.job_stalled_after_seconds),
+    ]
+    if services.redis is not None:
+        sources.append(redis_memory_families(services.redis))
+    pending = [asyncio.wait_for(source, SCRAPE_SOURCE_TIMEOUT_SECONDS) for source in sources]
+    if health_checks:
+        # Not cut short: each check has its own time limit, and a failing one must read 0.
+        pending.append(_health_families(health_checks))
+    families = _pool_families(engine)
+    for result in await asyncio.gather(*pending, return_exceptions=True):
+        if isinstance(result, list):
+            families += result
+        elif not isinstance(result, Exception):
+            raise result
+    return families
+
+
 def process_registry() -> CollectorRegistry:
     if "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
         return REGISTRY
@@ -135,14 +187,14 @@ def process_registry() -> CollectorRegistry:
     return registry
 
 
-async def render_metrics(engine: AsyncEngine, queues: Sequence[str]) -> bytes:
-    """The exposition text: this process's (or all processes') metrics, then database figures."""
+async def render_metrics(
+    services: Services, *, health_checks: Mapping[str, Check] | None = None
+) -> bytes:
+    """The exposition text: this process's (or all processes') metrics, then the figures read
+    at scrape time, with `health_checks`' outcomes when given (the api's)."""
+    # The scrape's own SQL stays out of db_query_duration_seconds.
+    with untimed_queries():
+        families = await _scraped_families(services, health_checks or {})
     snapshot = CollectorRegistry()
-    families = _pool_families(engine)
-    # With the database away the queue figures are left out: /api/health reports that.
-    with contextlib.suppress(Exception):
-        families += await _queue_families(engine, queues)
-    with contextlib.suppress(Exception):
-        families += await _connection_families(engine)
     snapshot.register(_Snapshot(families))
     return generate_latest(process_registry()) + generate_latest(snapshot)

@@ -18,6 +18,7 @@ def create_queue_app(database_url: str, settings: Settings) -> procrastinate.App
     import agent_platform.automation.sequences.enrollment
     import agent_platform.crm.kommo.tasks
     import agent_platform.crm.records.tasks
+    import agent_platform.ops.backups.schedule
     import agent_platform.queue.maintenance  # noqa: F401
 
     connector = procrastinate.PsycopgConnector(

@@ -16,6 +16,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from agent_platform.db.session import raw_psycopg_connection
 from agent_platform.kit.transient import is_transient
 from agent_platform.ops import metrics
+from agent_platform.ops.logging import current_request_id
+from agent_platform.ops.sentry import report_job_failure
 
 if TYPE_CHECKING:
     from agent_platform.services import Services
@@ -81,7 +83,8 @@ def _runner(definition: JobDefinition) -> Callable[..., Awaitable[None]]:
     """The wrapper every job runs in: ids bound to logs, duration and outcome in metrics.
 
     `request_id` (when the deferring request had one) is taken out of the job's arguments and
-    bound to every log line, so a webhook can be followed into the job it caused.
+    bound to every log line, so a webhook can be followed into the job it caused; the job's
+    start and end are logged for that trace.
     """
 
     async def run(context: procrastinate.JobContext, **arguments: Any) -> None:
@@ -92,6 +95,7 @@ def _runner(definition: JobDefinition) -> Callable[..., Awaitable[None]]:
         with structlog.contextvars.bound_contextvars(
             job_id=job.id, task=definition.name, attempt=job.attempts + 1, request_id=request_id
         ):
+            log.info("job_started")
             try:
                 # A task of its own (with a copy of the context): whatever the job binds to its
                 # logs (organization_id, lead_id, …) ends with it.
@@ -101,10 +105,19 @@ def _runner(definition: JobDefinition) -> Callable[..., Awaitable[None]]:
                 outcome = "retried" if retried else "failed"
                 log.warning(f"job_{outcome}", error=repr(exc), exc_info=not retried)
                 metrics.JOBS_PROCESSED.labels(task=definition.name, outcome=outcome).inc()
+                if not retried:
+                    report_job_failure(
+                        exc,
+                        job_id=job.id,
+                        task=definition.name,
+                        attempts=job.attempts + 1,
+                        queue=job.queue,
+                    )
                 raise
             finally:
                 elapsed = time.perf_counter() - started
                 metrics.JOB_DURATION.labels(task=definition.name).observe(elapsed)
+            log.info("job_succeeded", duration_ms=round(elapsed * 1000, 2))
         metrics.JOBS_PROCESSED.labels(task=definition.name, outcome="succeeded").inc()
 
     return run
@@ -123,7 +136,7 @@ async def defer_in_transaction(
 
     It is due now, or at `schedule_at` (a debounce, the next opening hour)."""
     connection = await raw_psycopg_connection(session)
-    request_id = structlog.contextvars.get_contextvars().get("request_id")
+    request_id = current_request_id()
     if request_id:
         arguments["request_id"] = request_id
     deferrer = queue.configure_task(

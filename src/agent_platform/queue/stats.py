@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -64,3 +65,32 @@ async def queue_figures(engine: AsyncEngine, queues: Sequence[str]) -> list[Queu
         )
         for row in rows
     ]
+
+
+# Jobs with any event in the window (deferred, started, retried, finished), by their current
+# status. Succeeded jobs are purged after SUCCEEDED_JOB_RETENTION_HOURS (at least 1 h), so a
+# window longer than that undercounts them.
+_JOBS_BY_TASK = text(
+    """
+    SELECT j.task_name, j.status::text AS status, count(*) AS jobs
+      FROM procrastinate_jobs j
+     WHERE EXISTS (SELECT 1 FROM procrastinate_events e
+                    WHERE e.job_id = j.id AND e.at >= now() - make_interval(secs => :seconds))
+     GROUP BY j.task_name, j.status
+     ORDER BY j.task_name, j.status
+    """
+)
+
+
+@dataclass(frozen=True)
+class TaskFigures:
+    task: str
+    status: str
+    jobs: int
+
+
+async def jobs_by_task(engine: AsyncEngine, within: timedelta) -> list[TaskFigures]:
+    """How many jobs of each task, in each status, were active within `within`."""
+    async with engine.connect() as connection:
+        rows = (await connection.execute(_JOBS_BY_TASK, {"seconds": within.total_seconds()})).all()
+    return [TaskFigures(task=row.task_name, status=row.status, jobs=row.jobs) for row in rows]

@@ -17,6 +17,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import structlog
 
 from agent_platform.automation.tick import run_clock
+from agent_platform.ops.backups.schedule import run_backup_clock
 from agent_platform.ops.health import database_check, run_check
 from agent_platform.ops.metrics import CONTENT_TYPE, render_metrics
 from agent_platform.queue.maintenance import run_maintenance
@@ -74,9 +75,7 @@ def _health_server(
                 body = {"status": "ok" if healthy else "failing", "checks": checks}
                 self._send(200 if healthy else 503, json.dumps(body).encode(), "application/json")
             elif self.path == "/metrics":
-                future = asyncio.run_coroutine_threadsafe(
-                    render_metrics(services.engine, [services.settings.job_queue_name]), loop
-                )
+                future = asyncio.run_coroutine_threadsafe(render_metrics(services), loop)
                 try:
                     self._send(200, future.result(timeout=STUCK_AFTER_SECONDS), CONTENT_TYPE)
                 except TimeoutError:
@@ -124,6 +123,7 @@ async def run_worker(services: Services, *, health_host: str = "0.0.0.0") -> Non
             name="queue-maintenance",
         ),
         asyncio.create_task(run_clock(services), name="automation-clock"),
+        asyncio.create_task(run_backup_clock(services), name="backup-clock"),
     ]
     log.info(
         "worker_started",

@@ -4,7 +4,9 @@
   retried batch halves included, so nothing reaches Kommo around it; the callable it may
   return is awaited when that request is over.
 - Every response is counted in `kommo_requests_total` and timed in
-  `kommo_request_duration_seconds` under its templated endpoint.
+  `kommo_request_duration_seconds` under its templated endpoint, and logged as a
+  `kommo_request` line carrying the bound request id, which is also sent as `X-Request-Id`:
+  one id follows a webhook into its job and on to the Kommo calls that job makes.
 - A non-2xx answer leaves as a typed `KommoError` (see errors.py); the access token never
   appears in an exception, a repr or a log line.
 - Lists are read page by page following `_links.next` (`limit` at most 250); a 204 ends them.
@@ -24,6 +26,7 @@ from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import httpx
+import structlog
 
 from agent_platform.crm.kommo.api.retries import DEFAULT_RETRY_POLICY, RetryBudget, RetryPolicy
 from agent_platform.crm.kommo.errors import (
@@ -42,6 +45,9 @@ from agent_platform.crm.kommo.metrics import (
     record_response,
     record_retry_wait,
 )
+from agent_platform.ops.logging import current_request_id
+
+log = structlog.get_logger("kommo")
 
 MAX_PAGE_SIZE = 250  # Kommo's cap on `limit`
 MAX_BATCH_SIZE = 50  # Kommo's cap on the items of one write
@@ -99,8 +105,10 @@ class KommoTransport:
     async def _send(
         self, method: str, path: str, *, params: QueryParams | None, json: object
     ) -> httpx.Response:
-        """One HTTP request, in its own rate-limiter turn, counted and timed."""
+        """One HTTP request, in its own rate-limiter turn, counted, timed and logged."""
         endpoint = endpoint_template(path)
+        request_id = current_request_id()
+        headers = self._headers | {"X-Request-Id": request_id} if request_id else self._headers
         after = await self._before_request() if self._before_request is not None else None
         started = time.perf_counter()
         try:
@@ -109,17 +117,17 @@ class KommoTransport:
                 self.base_url + path,
                 params=tuple(params) if params is not None else None,
                 json=json,
-                headers=self._headers,
+                headers=headers,
             )
         except httpx.TransportError as exc:
-            record_response(endpoint, None, time.perf_counter() - started)
+            _record(method, endpoint, None, started)
             # The type name says enough (timeout, refused…); the request, with its
             # Authorization header, stays out of the message.
             raise KommoUnavailable(None, f"{type(exc).__name__} calling {endpoint}") from exc
         finally:
             if after is not None:
                 await after()
-        record_response(endpoint, response.status_code, time.perf_counter() - started)
+        _record(method, endpoint, response.status_code, started)
         if response.is_success:
             return response
         raise error_from(response)
@@ -200,6 +208,20 @@ class KommoTransport:
             return first + await self._write_halving(method, path, batch[middle:], rows_of)
         with expecting_kommo_shape(response):
             return rows_of(response.json())
+
+
+def _record(method: str, endpoint: str, status: int | None, started: float) -> None:
+    """Count and time the request; log it with the ids bound to this context (request_id,
+    job_id…). The endpoint is a template and no header is logged: the token stays out."""
+    seconds = time.perf_counter() - started
+    record_response(endpoint, status, seconds)
+    log.info(
+        "kommo_request",
+        method=method,
+        endpoint=endpoint,
+        status=status,
+        duration_ms=round(seconds * 1000, 2),
+    )
 
 
 def rows_in(key: str) -> RowsOf[dict[str, Any]]:
