@@ -46,11 +46,11 @@ def create(as_json: JsonOutput = False) -> None:
     from agent_platform.ops.backups import create_backup, manifest_as_json
 
     settings = load_settings("cli")
-    with _reported_errors(), _progress(as_json) as on_progress, _database(settings) as url:
+    with reported_errors(), progress_bar(as_json) as on_progress, target_database(settings) as url:
         manifest = create_backup(
             url,
             settings.backup_directory,
-            encryption_key=_key(settings),
+            encryption_key=backup_key(settings),
             on_progress=on_progress,
         )
     if as_json:
@@ -92,12 +92,12 @@ def verify(
     from agent_platform.ops.backups import verify_backup
 
     settings = load_settings("cli")
-    with _reported_errors(), _progress(as_json) as on_progress, _database(settings) as url:
+    with reported_errors(), progress_bar(as_json) as on_progress, target_database(settings) as url:
         report = verify_backup(
             url,
             settings.backup_directory,
             backup_id,
-            encryption_key=_key(settings),
+            encryption_key=backup_key(settings),
             on_progress=on_progress,
         )
     if as_json:
@@ -145,9 +145,9 @@ def restore(
     from agent_platform.ops.backups.database import describe_database
 
     settings = load_settings("cli")
-    with _reported_errors():
+    with reported_errors():
         manifest = load_manifest(settings.backup_directory, backup_id)
-        with _database(settings, target_url) as url:
+        with target_database(settings, target_url) as url:
             target = describe_database(url)
             question = f"Restore backup {manifest.id} into the database {target}?"
             if clean:
@@ -156,12 +156,12 @@ def restore(
             if not yes and not typer.confirm(question, err=True):
                 typer.echo("Nothing restored.", err=True)
                 raise typer.Exit(1)
-            with _progress(as_json) as on_progress:
+            with progress_bar(as_json) as on_progress:
                 seconds = restore_backup(
                     settings.backup_directory,
                     manifest.id,
                     url,
-                    encryption_key=_key(settings),
+                    encryption_key=backup_key(settings),
                     clean=clean,
                     on_progress=on_progress,
                 )
@@ -210,16 +210,16 @@ def prune(
     _console().print(table)
 
 
-# --- shared by the commands ------------------------------------------------------------------
+# --- shared by the backup and dr commands ---------------------------------------------------
 
 
-def _key(settings: Settings) -> str | None:
+def backup_key(settings: Settings) -> str | None:
     key = settings.backup_encryption_key
     return key.get_secret_value() if key else None
 
 
 @contextmanager
-def _database(settings: Settings, url: str | None = None) -> Iterator[str]:
+def target_database(settings: Settings, url: str | None = None) -> Iterator[str]:
     """`url`, else DATABASE_URL, else the embedded PostgreSQL (stopped afterwards)."""
     if url or settings.database_url:
         # Known already: no need to import the runner (and the whole app) to be told so.
@@ -236,7 +236,7 @@ def _database(settings: Settings, url: str | None = None) -> Iterator[str]:
 
 
 @contextmanager
-def _reported_errors() -> Iterator[None]:
+def reported_errors() -> Iterator[None]:
     """Backup errors as one line on stderr and the exit code the module's docstring gives."""
     from agent_platform.db.embedded import EmbeddedPostgresError
     from agent_platform.ops.backups import BackupError, BackupFailedError, DatabaseUnreachableError
@@ -255,7 +255,7 @@ def _reported_errors() -> Iterator[None]:
 
 
 @contextmanager
-def _progress(as_json: bool) -> Iterator[ProgressCallback]:
+def progress_bar(as_json: bool) -> Iterator[ProgressCallback]:
     """A progress bar on stderr (none with --json, or when no one watches: not a terminal), fed
     by the phases the work reports."""
     from rich.console import Console
